@@ -1,0 +1,21 @@
+# The two commands of the README.
+#   make serve  installs everything and starts the whole application on this machine
+#   make test   installs everything and runs the test suite
+.PHONY: install serve test parity bench
+
+install:
+	bash scripts/install.sh
+
+serve: install
+	.venv/bin/serve run config/serve.local.yaml
+
+test: install
+	bash scripts/run_tests.sh
+
+parity: install
+	.venv/bin/python -m pytest -k parity -q
+
+bench: install
+	.venv/bin/python scripts/bench_overhead.py
+	.venv/bin/python scripts/bench_batching.py
+	.venv/bin/python scripts/bench_upload_memory.py

@@ -1,0 +1,86 @@
+"""Every model family the API promises, and which of them this release actually serves.
+
+The ingress reads this table to build routes, health entries and 503 details, so a model is
+added here once and shows up everywhere. Nothing in this module imports torch: the ingress and
+the tools that only need metadata stay light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    key: str                      # stable id used in /api/health and logs
+    display_name: str             # what users read in details and docs
+    task: str                     # tts | vc | svc | tta | codec | vocoder
+    routes: tuple[str, ...]       # API paths served by this model
+    deployments: tuple[str, ...] = ()   # Ray Serve deployments that run it (empty: not built yet)
+    sample_rate: int | None = None      # native output rate, where the model makes audio
+    notes: str = ""
+
+    @property
+    def built(self) -> bool:
+        return bool(self.deployments)
+
+
+_MODELS: tuple[ModelInfo, ...] = (
+    # Text to speech
+    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",)),
+    ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",)),
+    ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",)),
+    ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",)),
+    # Voice conversion
+    ModelInfo("noro", "Noro", "vc", ("/api/vc/noro",)),
+    ModelInfo("vevo_timbre", "Vevo timbre conversion", "vc", ("/api/vc/vevo-timbre",)),
+    ModelInfo("vevo_style", "Vevo style conversion", "vc", ("/api/vc/vevo-style",)),
+    ModelInfo("vevo_voice", "Vevo voice conversion", "vc", ("/api/vc/vevo-voice",)),
+    # Singing voice conversion
+    ModelInfo("vevosing", "VevoSing", "svc", ("/api/svc/vevosing",)),
+    ModelInfo("diffcomosvc", "DiffComoSVC", "svc", ("/api/svc/diffcomosvc",)),
+    ModelInfo("transformersvc", "TransformerSVC", "svc", ("/api/svc/transformersvc",)),
+    ModelInfo("vitssvc", "VitsSVC", "svc", ("/api/svc/vitssvc",)),
+    ModelInfo("multiplecontentssvc", "MultipleContentsSVC", "svc", ("/api/svc/multiplecontentssvc",)),
+    # Text to audio
+    ModelInfo("audioldm", "AudioLDM", "tta", ("/api/tta/audioldm",)),
+    ModelInfo("picoaudio", "PicoAudio", "tta", ("/api/tta/picoaudio",)),
+    # Codecs
+    ModelInfo("dualcodec", "DualCodec", "codec",
+              ("/api/codec/dualcodec/encode", "/api/codec/dualcodec/decode")),
+    ModelInfo("facodec", "FACodec", "codec",
+              ("/api/codec/facodec/encode", "/api/codec/facodec/decode")),
+    # Vocoders: built. The generic route serves all three.
+    ModelInfo("bigvgan", "BigVGAN", "vocoder", ("/api/vocoder/bigvgan", "/api/vocoder/generic"),
+              deployments=("BigVGAN",), sample_rate=24000,
+              notes="NVIDIA BigVGAN v2, 24 kHz, 100 mel bands, 256x upsampling"),
+    ModelInfo("hifigan", "HiFi-GAN", "vocoder", ("/api/vocoder/hifigan", "/api/vocoder/generic"),
+              deployments=("HiFiGAN",), sample_rate=24000,
+              notes="Amphion HiFi-GAN trained on speech, 24 kHz, 100 mel bands"),
+    ModelInfo("nsf_hifigan", "NSF-HiFiGAN", "vocoder", ("/api/vocoder/generic",),
+              deployments=("NSFHiFiGAN",), sample_rate=24000,
+              notes="Amphion NSF-HiFiGAN; F0 is extracted from the input audio"),
+)
+
+MODELS: dict[str, ModelInfo] = {m.key: m for m in _MODELS}
+
+# The generic vocoder route's `vocoder_name` values, mapped to model keys.
+VOCODER_NAMES: tuple[str, ...] = ("bigvgan", "hifigan", "nsf_hifigan")
+
+
+def get(key: str) -> ModelInfo:
+    return MODELS[key]
+
+
+def built_models() -> list[ModelInfo]:
+    return [m for m in _MODELS if m.built]
+
+
+def official_weights() -> dict:
+    """Model key -> `models.weights.HubFiles` for every model whose loading code is built.
+
+    Imported lazily: the file table lives next to each model's loading code.
+    """
+    from models.vocoders import OFFICIAL as vocoder_files
+
+    return dict(vocoder_files)

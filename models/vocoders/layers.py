@@ -1,0 +1,127 @@
+"""Weight-normalised convolutions whose state dict matches the official checkpoints.
+
+Every official vocoder checkpoint was written by models wrapped with the old hook API
+``torch.nn.utils.weight_norm`` (dim 0), so it stores ``<conv>.weight_g`` and ``<conv>.weight_v``
+(never ``parametrizations.weight.original0/1``). That API is deprecated, so instead of using it we
+keep two plain parameters with those names and compute ``weight = g * v / ||v||`` ourselves, the
+norm taken per index of dim 0 over all other dims (for ``ConvTranspose1d`` dim 0 is the *input*
+channel, exactly as the hook did).
+
+For inference the effective weight is constant, so :meth:`fold` computes it once and caches it in a
+non-persistent buffer: the state dict keeps the official names, and loading a new state dict drops
+the cache so a stale weight can never be used.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def get_padding(kernel_size: int, dilation: int = 1) -> int:
+    """'Same' padding for an odd kernel with dilation (HiFi-GAN's ``get_padding``)."""
+    return (kernel_size * dilation - dilation) // 2
+
+
+def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
+    return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
+
+
+class _WeightNormConv(nn.Module):
+    """Shared parameter handling; subclasses only say which convolution to run."""
+
+    def __init__(self, weight_shape: tuple[int, ...], bias_size: int | None) -> None:
+        super().__init__()
+        v = torch.empty(weight_shape)
+        # PyTorch's default conv init (kaiming-uniform, a=sqrt(5)), so an unloaded module is sane.
+        nn.init.kaiming_uniform_(v, a=math.sqrt(5))
+        self.weight_v = nn.Parameter(v)
+        self.weight_g = nn.Parameter(_norm_except_dim0(v).clone())
+        if bias_size is None:
+            self.register_parameter("bias", None)
+        else:
+            bound = 1.0 / math.sqrt(max(1, v[0].numel()))
+            self.bias = nn.Parameter(torch.empty(bias_size).uniform_(-bound, bound))
+        self.register_buffer("_folded", None, persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        if self._folded is not None:
+            return self._folded
+        # Same operation order as torch's weight-norm hook: v * (g / ||v||).
+        return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        """Freeze the effective weight (inference): computed once instead of on every call."""
+        self._folded = None
+        self._folded = self.weight.detach().clone()
+
+    def unfold(self) -> None:
+        self._folded = None
+
+    @property
+    def is_folded(self) -> bool:
+        return self._folded is not None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        # New g/v invalidate any folded weight.
+        self._folded = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class WNConv1d(_WeightNormConv):
+    """``weight_norm(nn.Conv1d(...))`` with the same parameter names and numerics."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__((out_channels, in_channels, kernel_size), out_channels if bias else None)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        o, i, k = self.weight_v.shape
+        return f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
+
+
+class WNConvTranspose1d(_WeightNormConv):
+    """``weight_norm(nn.ConvTranspose1d(...))``: ``weight_v`` is ``[in, out, k]``, ``weight_g`` ``[in, 1, 1]``."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
+        super().__init__((in_channels, out_channels, kernel_size), out_channels)
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        i, o, k = self.weight_v.shape
+        return f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding={self.padding}"
+
+
+def fold_weight_norm(module: nn.Module) -> nn.Module:
+    """Fold every weight-normalised conv inside ``module`` (call after loading weights)."""
+    for m in module.modules():
+        if isinstance(m, _WeightNormConv):
+            m.fold()
+    return module
+
+
+def weight_norm_prefixes(module: nn.Module) -> list[str]:
+    """State-dict prefixes (``"ups.0."``...) of the weight-normalised convs, for key conversion."""
+    return [f"{name}." if name else "" for name, m in module.named_modules() if isinstance(m, _WeightNormConv)]

@@ -1,0 +1,390 @@
+"""Where a model's weights come from: the official Hugging Face release, a local folder, or nothing.
+
+Every model of the app is described by a :class:`HubFiles` entry (the official repo id and the files
+the loader needs, as glob patterns relative to the repo root). :func:`resolve` turns such an entry and a
+weights mode into a :class:`ResolvedWeights`:
+
+``"pretrained"``
+    The official weights, or an error. They are looked for, in this order,
+
+    1. in a local folder laid out like the repo: the ``local_dir`` argument, else the folder named by
+       the entry's own environment variable (``HubFiles.local_dir_env``), else
+       ``$AMPHION_WEIGHTS_DIR/<repo_id>`` when that folder exists;
+    2. through ``huggingface_hub.snapshot_download`` (only the files matching the patterns), in
+       ``cache_dir``, else ``$AMPHION_HF_CACHE``, else the Hugging Face default cache. With
+       ``HF_HUB_OFFLINE`` set only the cache is read.
+
+    Any failure raises :class:`WeightsUnavailable`, whose message can be shown to users.
+``"tiny"``
+    No files at all: the model is built with its tiny profile and seeded random weights.
+``"auto"``
+    ``"pretrained"`` without any network access (local folder or files already in the cache); when
+    that fails, ``"tiny"`` with a WARNING on the ``amphion.weights`` logger. Never downloads.
+
+:func:`download` fetches the official files ahead of time (``scripts/download_weights.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+__all__ = [
+    "WEIGHTS_MODES",
+    "HubFiles",
+    "ResolvedWeights",
+    "WeightsUnavailable",
+    "resolve",
+    "download",
+    "find_local",
+    "default_cache_dir",
+]
+
+logger = logging.getLogger("amphion.weights")
+
+WEIGHTS_MODES = ("pretrained", "tiny", "auto")
+
+#: Environment variable naming a folder that holds one sub-folder per repo id (``<dir>/<org>/<name>``).
+WEIGHTS_DIR_ENV = "AMPHION_WEIGHTS_DIR"
+#: Environment variable naming the Hugging Face cache folder used by this app (instead of HF's default).
+HF_CACHE_ENV = "AMPHION_HF_CACHE"
+
+TINY_NOTE = "tiny profile: seeded random weights"
+
+_DOWNLOAD_HINT = "run scripts/download_weights.py (with the model's name, or --all) where the hub is reachable"
+
+
+class WeightsUnavailable(RuntimeError):
+    """The weights asked for cannot be had. The message is safe to show to users: it names repo ids,
+    file patterns and environment variables, never a folder of the server."""
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """The official files of one model."""
+
+    repo_id: str | None
+    """Official Hugging Face repo id; None when there is no official release (local folder only)."""
+    patterns: tuple[str, ...]
+    """Glob patterns relative to the repo root (``fnmatch`` style, as ``snapshot_download``'s
+    ``allow_patterns``: ``*`` also matches ``/``); each must match at least one file."""
+    local_dir_env: str | None = None
+    """Environment variable naming a local folder laid out like the repo."""
+    revision: str | None = None
+    """Branch, tag or commit of the repo; None means the default branch."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.patterns, str):  # a lone pattern would otherwise be iterated char by char
+            raise TypeError("HubFiles.patterns must be a tuple of glob patterns, not a string")
+        object.__setattr__(self, "patterns", tuple(self.patterns))
+
+    @property
+    def label(self) -> str:
+        """How to name these weights in messages: the repo id, else the env var, else a generic name."""
+        if self.repo_id:
+            return self.repo_id
+        if self.local_dir_env:
+            return f"${self.local_dir_env}"
+        return "local weights"
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    kind: str
+    """``"pretrained"`` or ``"tiny"``."""
+    root: Path | None
+    """Folder laid out like the official repo (pretrained only)."""
+    note: str
+    """Human readable, safe to show users: where the weights come from, or why they are tiny."""
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind == "pretrained"
+
+    def files(self, pattern: str) -> list[Path]:
+        """Sorted files under :attr:`root` whose repo-relative path matches ``pattern``."""
+        if self.root is None:
+            raise WeightsUnavailable(f"{self.kind} weights have no files ({self.note})")
+        return _match(self.root, pattern)
+
+    def file(self, pattern: str) -> Path:
+        """The single file matching ``pattern``; WeightsUnavailable if none or several match."""
+        found = self.files(pattern)
+        if len(found) != 1:
+            rel = [p.relative_to(self.root).as_posix() for p in found]  # type: ignore[arg-type]
+            raise WeightsUnavailable(
+                f"expected exactly one file matching {pattern!r} in the weights, found {len(found)}"
+                + (f": {', '.join(rel[:5])}" if rel else "")
+            )
+        return found[0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# public entry points
+
+
+def resolve(
+    files: HubFiles,
+    mode: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    local_dir: str | os.PathLike | None = None,
+) -> ResolvedWeights:
+    """Resolve ``files`` for ``mode`` (one of :data:`WEIGHTS_MODES`). See the module docstring."""
+    if mode not in WEIGHTS_MODES:
+        raise ValueError(f"unknown weights mode {mode!r}; expected one of {', '.join(WEIGHTS_MODES)}")
+    if mode == "tiny":
+        return ResolvedWeights("tiny", None, TINY_NOTE)
+    if mode == "pretrained":
+        return _resolve_pretrained(files, cache_dir=cache_dir, local_dir=local_dir, network=True)
+    # auto
+    try:
+        return _resolve_pretrained(files, cache_dir=cache_dir, local_dir=local_dir, network=False)
+    except WeightsUnavailable as exc:
+        reason = str(exc)
+        if reason.startswith(f"{files.label}: "):
+            reason = reason[len(files.label) + 2 :]
+        note = f"official weights for {files.label} not present; serving tiny random weights ({reason})"
+        logger.warning("%s", note)
+        return ResolvedWeights("tiny", None, note)
+
+
+def find_local(
+    files: HubFiles,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    local_dir: str | os.PathLike | None = None,
+) -> ResolvedWeights:
+    """The official weights if they are already on this machine (no network), else WeightsUnavailable.
+
+    Same lookup as mode ``"auto"`` but raising instead of falling back, and without logging."""
+    return _resolve_pretrained(files, cache_dir=cache_dir, local_dir=local_dir, network=False)
+
+
+def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The Hugging Face cache folder used for ``cache_dir`` (argument, ``$AMPHION_HF_CACHE``, HF default)."""
+    chosen = _cache_dir(cache_dir)
+    if chosen is not None:
+        return Path(chosen).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE).expanduser()
+
+
+def download(files: HubFiles, *, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Download the official files of ``files`` into the Hugging Face cache; return the snapshot folder.
+
+    Raises WeightsUnavailable when the model has no official release, on any hub or network error,
+    and when a pattern matches no file of the repo."""
+    if not files.repo_id:
+        raise WeightsUnavailable(_no_release_message(files))
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    was_disabled = are_progress_bars_disabled()
+    if not progress:
+        disable_progress_bars()
+    try:
+        root = _snapshot(files, cache_dir=cache_dir, local_files_only=_hub_offline(), purpose="download")
+    finally:
+        if not progress and not was_disabled:
+            enable_progress_bars()
+    _check_patterns(files, root, where=f"{files.repo_id} (downloaded snapshot)")
+    return root
+
+
+# ----------------------------------------------------------------------------------------------------
+# internals
+
+
+def _resolve_pretrained(files: HubFiles, *, cache_dir, local_dir, network: bool) -> ResolvedWeights:
+    found = _local_folder(files, local_dir)
+    if found is not None:
+        root, source = found
+        if not root.is_dir():
+            raise WeightsUnavailable(f"{files.label}: the weights folder given by {source} does not exist")
+        _check_patterns(files, root, where=f"{files.label} (folder given by {source})")
+        return ResolvedWeights("pretrained", root, f"official weights for {files.label} from the folder given by {source}")
+
+    if not files.repo_id:
+        raise WeightsUnavailable(_no_release_message(files))
+
+    local_only = (not network) or _hub_offline()
+    root = _snapshot(files, cache_dir=cache_dir, local_files_only=local_only, purpose="resolve" if network else "auto")
+    if local_only:
+        _check_patterns(files, root, where=f"{files.repo_id} (Hugging Face cache)", hint=True)
+    else:
+        _check_patterns(files, root, where=f"{files.repo_id} (official repo)")
+    return ResolvedWeights(
+        "pretrained",
+        root,
+        f"official weights {files.repo_id}@{_short_rev(root, files)} from the Hugging Face cache",
+    )
+
+
+def _local_folder(files: HubFiles, local_dir) -> tuple[Path, str] | None:
+    """The configured local folder and a user-safe description of where it was configured."""
+    if local_dir is not None and str(local_dir) != "":
+        return Path(local_dir).expanduser(), "the local_dir setting"
+    if files.local_dir_env:
+        value = os.environ.get(files.local_dir_env, "").strip()
+        if value:
+            return Path(value).expanduser(), f"${files.local_dir_env}"
+    base = os.environ.get(WEIGHTS_DIR_ENV, "").strip()
+    if base and files.repo_id:
+        candidate = Path(base).expanduser() / files.repo_id
+        if candidate.is_dir():
+            return candidate, f"${WEIGHTS_DIR_ENV}/{files.repo_id}"
+    return None
+
+
+def _cache_dir(cache_dir) -> str | None:
+    if cache_dir is not None and str(cache_dir) != "":
+        return os.fspath(cache_dir)
+    env = os.environ.get(HF_CACHE_ENV, "").strip()
+    return env or None
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub understands it, read now (the library reads it at import)."""
+    raw = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    if raw is not None and raw.strip().upper() in {"1", "ON", "YES", "TRUE"}:
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        return False
+    checker = getattr(constants, "is_offline_mode", None)
+    return bool(checker() if callable(checker) else getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _offline_label() -> str:
+    return f"HF_HUB_OFFLINE={'1' if _hub_offline() else '0'}"
+
+
+def _snapshot(files: HubFiles, *, cache_dir, local_files_only: bool, purpose: str) -> Path:
+    """snapshot_download restricted to the patterns; hub and network errors become WeightsUnavailable."""
+    assert files.repo_id
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HFValidationError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
+        raise WeightsUnavailable(f"{files.repo_id}: huggingface_hub is not installed") from exc
+
+    try:
+        path = snapshot_download(
+            files.repo_id,
+            revision=files.revision,
+            cache_dir=_cache_dir(cache_dir),
+            allow_patterns=list(files.patterns) or None,
+            local_files_only=local_files_only,
+        )
+    except (HFValidationError, TypeError):
+        # a malformed repo id or bad arguments: a bug of the model table, not an unreachable hub
+        raise
+    except GatedRepoError as exc:
+        _log_hub_error(files, exc)
+        raise WeightsUnavailable(
+            f"{files.repo_id}: the repo is gated on the hub; accept its terms and set HF_TOKEN, then {_DOWNLOAD_HINT}"
+        ) from exc
+    except RepositoryNotFoundError as exc:
+        _log_hub_error(files, exc)
+        raise WeightsUnavailable(f"{files.repo_id}: repository not found on the hub (or private: set HF_TOKEN)") from exc
+    except RevisionNotFoundError as exc:
+        _log_hub_error(files, exc)
+        raise WeightsUnavailable(f"{files.repo_id}: revision {files.revision!r} not found on the hub") from exc
+    except Exception as exc:  # noqa: BLE001 - any other hub/network/cache error: the weights cannot be had
+        _log_hub_error(files, exc)
+        raise WeightsUnavailable(_unreachable_message(files, purpose, exc)) from exc
+    return Path(path)
+
+
+def _log_hub_error(files: HubFiles, exc: BaseException) -> None:
+    # the full error (with cache paths and URLs) goes to the server log only, never into the message
+    logger.debug("snapshot_download(%s) failed: %s: %s", files.repo_id, type(exc).__name__, exc, exc_info=exc)
+
+
+def _unreachable_message(files: HubFiles, purpose: str, exc: BaseException) -> str:
+    kind = type(exc).__name__
+    if purpose == "auto":
+        return f"{files.repo_id}: not in the Hugging Face cache and mode auto never downloads; {_DOWNLOAD_HINT}"
+    if purpose == "download":
+        return f"{files.repo_id}: download failed, the hub is unreachable or refused ({_offline_label()}; {kind})"
+    alt = f"point ${files.local_dir_env} at a folder laid out like the repo, or " if files.local_dir_env else ""
+    return (
+        f"{files.repo_id}: official weights not found in the cache and the hub is unreachable "
+        f"({_offline_label()}; {kind}); {_DOWNLOAD_HINT}, or {alt}put the repo's files under "
+        f"${WEIGHTS_DIR_ENV}/{files.repo_id}"
+    )
+
+
+def _no_release_message(files: HubFiles) -> str:
+    if files.local_dir_env:
+        return (
+            f"{files.label}: these weights have no official Hugging Face release; set ${files.local_dir_env} "
+            f"to a folder holding {', '.join(files.patterns)}"
+        )
+    return f"{files.label}: these weights have no official Hugging Face release and no local folder is configured"
+
+
+def _check_patterns(files: HubFiles, root: Path, *, where: str, hint: bool = False) -> None:
+    missing = [p for p in files.patterns if not _match(root, p)]
+    if missing:
+        msg = f"{where}: no file matches {', '.join(repr(p) for p in missing)}"
+        if hint and files.repo_id:
+            msg += f"; {_DOWNLOAD_HINT}"
+        raise WeightsUnavailable(msg)
+
+
+def _short_rev(root: Path, files: HubFiles) -> str:
+    # snapshot folders are named by the full commit hash
+    name = root.name
+    if len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+        return name[:10]
+    return files.revision or "main"
+
+
+def _repo_files(root: Path) -> Iterable[str]:
+    """Repo-relative POSIX paths of the files under ``root`` (following symlinks, as in the HF cache)."""
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        if rel_dir == ".":
+            # metadata that snapshot_download(local_dir=...) leaves at the top of a local copy
+            dirnames[:] = [d for d in dirnames if d != ".cache"]
+            rel_dir = ""
+        dirnames.sort()
+        for name in sorted(filenames):
+            if os.path.isfile(os.path.join(dirpath, name)):  # skips dangling symlinks
+                yield f"{rel_dir}/{name}" if rel_dir else name
+
+
+def _match(root: Path, pattern: str) -> list[Path]:
+    """Files under ``root`` matching ``pattern`` with snapshot_download's allow_patterns semantics."""
+    rels = list(_repo_files(root))
+    try:
+        from huggingface_hub.utils import filter_repo_objects
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        import fnmatch
+
+        pat = pattern + "*" if pattern.endswith("/") else pattern
+        matched = [r for r in rels if fnmatch.fnmatchcase(r, pat)]
+    else:
+        matched = list(filter_repo_objects(rels, allow_patterns=[pattern]))
+    return sorted(root / r for r in matched)

@@ -1,0 +1,39 @@
+"""The application builder named by config/serve*.yaml: `import_path: serve_app.application:build_app`.
+
+`args` in the config file come here. Model deployments are bound once each and handed to the
+ingress as DeploymentHandles.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.vocoder import VocoderDeployment
+from models import registry
+from serve_app.ingress import AmphionIngress
+from serve_app.settings import Settings
+
+
+class AppArgs(Settings):
+    """Everything `args:` may hold: the ingress settings plus how model deployments load."""
+
+    model_config = ConfigDict(extra="forbid")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    torch_threads: Optional[int] = Field(None, ge=1, description="intra-op CPU threads per model replica")
+    cache_dir: Optional[str] = Field(None, description="Hugging Face cache folder for pretrained weights")
+
+
+def build_app(args: dict | None = None):
+    parsed = AppArgs(**(args or {}))
+    handles = {}
+    for model in registry.built_models():
+        if model.task == "vocoder":
+            name = model.deployments[0]
+            handles[name] = VocoderDeployment.options(name=name).bind(
+                model.key, weights=parsed.weights, device=parsed.device,
+                torch_threads=parsed.torch_threads, cache_dir=parsed.cache_dir,
+            )
+    settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
+    return AmphionIngress.bind(handles, settings)

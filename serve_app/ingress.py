@@ -1,0 +1,29 @@
+"""The Ray Serve ingress deployment: the FastAPI app, wired to DeploymentHandles and the shared state."""
+
+from __future__ import annotations
+
+import logging
+
+from ray import serve
+
+from serve_app.app import configure_app, create_app
+from serve_app.backend import ServeBackend
+from serve_app.settings import load_settings
+from serve_app.state import RayStateStore
+
+log = logging.getLogger("amphion.ingress")
+
+app = create_app()
+
+
+@serve.deployment(name="AmphionIngress", max_ongoing_requests=200)
+@serve.ingress(app)
+class AmphionIngress:
+    def __init__(self, handles: dict, settings: dict):
+        # API keys are read here, in the replica, from its environment: never from the config file.
+        self.settings = load_settings(settings)
+        store = RayStateStore((self.settings.rate_limit_per_minute, self.settings.rate_limit_per_hour,
+                               self.settings.task_ttl_s))
+        configure_app(app, self.settings, ServeBackend(handles), store)
+        if self.settings.dev_mode:
+            log.warning("dev mode: the development API key is accepted; never run this in production")

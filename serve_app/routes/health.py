@@ -1,0 +1,33 @@
+"""GET /api/health: liveness plus, per model, whether its deployments run and which weights they serve."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from models import registry
+from serve_app.settings import API_VERSION
+
+router = APIRouter(prefix="/api", tags=["Utility"])
+
+
+@router.get("/health", summary="Service and per-model status (no API key needed)",
+            responses={200: {"description": "`healthy`, or `degraded` when some models are unavailable"}})
+async def health(request: Request):
+    backend = request.app.state.backend
+    models: dict[str, dict] = {}
+    warnings: list[str] = []
+    for model in registry.MODELS.values():
+        entry = {"name": model.display_name, "task": model.task, "routes": list(model.routes)}
+        if not model.built:
+            entry.update(status="not_implemented", running=False, weights=None,
+                         detail=f"{model.display_name} is not part of this release yet")
+        else:
+            info = await backend.info(model.deployments[0])
+            entry.update(status=info["status"], running=info["running"], weights=info.get("weights"),
+                         detail=info.get("detail", ""))
+            if info.get("weights") == "tiny":
+                warnings.append(f"{model.display_name} serves tiny random weights: {info.get('detail', '')}".strip())
+        models[model.key] = entry
+    ready = all(m["status"] == "ready" for m in models.values())
+    return {"status": "healthy" if ready else "degraded", "version": API_VERSION, "models": models,
+            "warnings": warnings}

@@ -1,0 +1,50 @@
+"""Singing voice conversion routes. The models behind them are not built yet: each answers 503 naming it."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+
+from serve_app.routes.common import check_upload_sizes, AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, not_built
+
+router = APIRouter(prefix="/api/svc", tags=["SVC"], dependencies=[Depends(check_upload_sizes)])
+
+CONTENT = File(..., description="Source singing audio (melody)")
+REFERENCE = File(..., description="Reference voice (timbre)")
+SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible for the same inputs")
+
+
+@router.post("/vevosing", responses=AUDIO_RESPONSES, summary="Singing voice conversion with VevoSing")
+async def vevosing(
+    content_audio: UploadFile = CONTENT,
+    reference_audio: UploadFile = REFERENCE,
+    mode: Literal["fm", "ar"] = Form("fm", description="`fm`: timbre only (flow matching); `ar`: full control "
+                                                      "(the AR stage also takes the reference's style)"),
+    use_shifted_src: bool = Form(True, description="Shift the source to the reference's key before taking its melody"),
+    flow_matching_steps: int = Form(32, ge=1, le=200, description="Number of flow-matching steps"),
+    lyrics: Optional[str] = Form(None, max_length=2000, description="Lyrics for ar mode; transcribed when absent"),
+    seed: Optional[int] = SEED,
+    response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
+):
+    not_built("vevosing")
+
+
+def _experimental(path: str, key: str, name: str):
+    @router.post(path, responses=AUDIO_RESPONSES, summary=f"Singing voice conversion with {name} (experimental)",
+                 name=key)
+    async def route(
+        content_audio: UploadFile = CONTENT,
+        reference_audio: UploadFile = REFERENCE,
+        seed: Optional[int] = SEED,
+        response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
+    ):
+        not_built(key)
+
+    return route
+
+
+diffcomosvc = _experimental("/diffcomosvc", "diffcomosvc", "DiffComoSVC")
+transformersvc = _experimental("/transformersvc", "transformersvc", "TransformerSVC")
+vitssvc = _experimental("/vitssvc", "vitssvc", "VitsSVC")
+multiplecontentssvc = _experimental("/multiplecontentssvc", "multiplecontentssvc", "MultipleContentsSVC")

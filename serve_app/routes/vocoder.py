@@ -1,0 +1,60 @@
+"""Vocoder routes: audio (analysed into the vocoder's own mel) or a .npy mel in, WAV out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+
+from models import registry
+from serve_app.routes.common import (
+    check_upload_sizes,
+    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, audio_response, read_audio_or_mel, run_task,
+)
+
+router = APIRouter(prefix="/api/vocoder", tags=["Vocoder"], dependencies=[Depends(check_upload_sizes)])
+
+AUDIO_DOC = (
+    "Audio file (WAV, MP3, FLAC, OGG; analysed into exactly the mel-spectrogram this vocoder was "
+    "trained on) or a `.npy` float32 mel array shaped [n_mels, frames] in the vocoder's own mel scale "
+    "(100 bands, 24 kHz, hop 256; natural-log magnitude)"
+)
+
+
+async def _vocode(request: Request, name: str, audio: UploadFile, response_format: str):
+    model = registry.get(name)
+    deployment = model.deployments[0]
+    spec = await request.app.state.backend.describe(deployment)
+    payload = await read_audio_or_mel(request, audio, "audio", spec["sample_rate"], spec["n_mels"], spec["hop_length"])
+    payload["subtype"] = SUBTYPES[response_format]
+    result = await run_task(request, deployment, "vocode", payload)
+    return audio_response(result, f"{name}_output.wav")
+
+
+@router.post("/bigvgan", responses=AUDIO_RESPONSES,
+             summary="Vocode with BigVGAN (NVIDIA v2, 24 kHz)")
+async def bigvgan(
+    request: Request,
+    audio: UploadFile = File(..., description=AUDIO_DOC),
+    response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
+):
+    return await _vocode(request, "bigvgan", audio, response_format)
+
+
+@router.post("/hifigan", responses=AUDIO_RESPONSES, summary="Vocode with HiFi-GAN (Amphion, 24 kHz)")
+async def hifigan(
+    request: Request,
+    audio: UploadFile = File(..., description=AUDIO_DOC),
+    response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
+):
+    return await _vocode(request, "hifigan", audio, response_format)
+
+
+@router.post("/generic", responses=AUDIO_RESPONSES, summary="Vocode with the named vocoder")
+async def generic(
+    request: Request,
+    audio: UploadFile = File(..., description=AUDIO_DOC + ". For `nsf_hifigan`, F0 is extracted from the audio."),
+    vocoder_name: Literal["bigvgan", "hifigan", "nsf_hifigan"] = Form(..., description="Which vocoder to use"),
+    response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
+):
+    return await _vocode(request, vocoder_name, audio, response_format)
