@@ -72,7 +72,7 @@ class VocoderService:
                 "detail": self.vocoder_note()}
 
     def vocoder_note(self) -> str:
-        return getattr(self.vocoder, "weights_note", "") or ""
+        return getattr(self.vocoder, "note", "") or ""
 
     async def vocode(self, payload: dict) -> dict:
         """payload: {"audio": float32 [L] at the model rate} or {"mel": float32 [n_mels, T]},

@@ -26,7 +26,12 @@ class AppArgs(Settings):
 
 
 def build_app(args: dict | None = None):
-    parsed = AppArgs(**(args or {}))
+    return compose(AppArgs(**(args or {})))
+
+
+def compose(parsed: AppArgs, ingress_replicas: int | None = None):
+    """Bind every built model deployment and the ingress. Replica counts normally come from the
+    config file; tests pass `ingress_replicas` to run the ingress scaled out."""
     handles = {}
     for model in registry.built_models():
         if model.task == "vocoder":
@@ -36,4 +41,5 @@ def build_app(args: dict | None = None):
                 torch_threads=parsed.torch_threads, cache_dir=parsed.cache_dir,
             )
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
-    return AmphionIngress.bind(handles, settings)
+    ingress = AmphionIngress if ingress_replicas is None else AmphionIngress.options(num_replicas=ingress_replicas)
+    return ingress.bind(handles, settings)

@@ -13,17 +13,20 @@ from serve_app.state import RayStateStore
 
 log = logging.getLogger("amphion.ingress")
 
-app = create_app()
-
 
 @serve.deployment(name="AmphionIngress", max_ongoing_requests=200)
-@serve.ingress(app)
+@serve.ingress()
 class AmphionIngress:
     def __init__(self, handles: dict, settings: dict):
         # API keys are read here, in the replica, from its environment: never from the config file.
         self.settings = load_settings(settings)
-        store = RayStateStore((self.settings.rate_limit_per_minute, self.settings.rate_limit_per_hour,
-                               self.settings.task_ttl_s))
-        configure_app(app, self.settings, ServeBackend(handles), store)
+        self.handles = handles
+        self.store = RayStateStore((self.settings.rate_limit_per_minute, self.settings.rate_limit_per_hour,
+                                    self.settings.task_ttl_s))
         if self.settings.dev_mode:
             log.warning("dev mode: the development API key is accepted; never run this in production")
+
+    def __serve_build_asgi_app__(self):
+        # Serve calls this after __init__, in the replica: the app is built here, around this
+        # replica's handles and store, instead of being pickled from the driver.
+        return configure_app(create_app(), self.settings, ServeBackend(self.handles), self.store)

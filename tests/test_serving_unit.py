@@ -134,6 +134,7 @@ def test_streamed_body_over_limit_is_413():
     app, _ = make_app()
 
     def chunks():
+        yield (b'--b\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\nRIFF')
         for _ in range(64):
             yield b"y" * 65536
 

@@ -155,6 +155,9 @@ def _generator_fields(block: dict, n_mels: int, where: str) -> dict:
         raise ConfigError(f"{where}: upsample_rates and upsample_kernel_sizes differ in length")
     if len(fields["resblock_kernel_sizes"]) != len(dilations):
         raise ConfigError(f"{where}: resblock_kernel_sizes and resblock_dilation_sizes differ in length")
+    if fields["upsample_initial_channel"] // 2 ** len(fields["upsample_rates"]) < 1:
+        # Every stage halves the channels; the last one must keep at least one.
+        raise ConfigError(f"{where}: upsample_initial_channel too small for {len(fields['upsample_rates'])} stages")
     return fields
 
 

@@ -30,7 +30,7 @@ def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
 
 
-class _WeightNormConv(nn.Module):
+class WeightNormConv(nn.Module):
     """Shared parameter handling; subclasses only say which convolution to run."""
 
     def __init__(self, weight_shape: tuple[int, ...], bias_size: int | None) -> None:
@@ -73,7 +73,7 @@ class _WeightNormConv(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-class WNConv1d(_WeightNormConv):
+class WNConv1d(WeightNormConv):
     """``weight_norm(nn.Conv1d(...))`` with the same parameter names and numerics."""
 
     def __init__(
@@ -97,7 +97,7 @@ class WNConv1d(_WeightNormConv):
         return f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
 
 
-class WNConvTranspose1d(_WeightNormConv):
+class WNConvTranspose1d(WeightNormConv):
     """``weight_norm(nn.ConvTranspose1d(...))``: ``weight_v`` is ``[in, out, k]``, ``weight_g`` ``[in, 1, 1]``."""
 
     def __init__(
@@ -117,11 +117,11 @@ class WNConvTranspose1d(_WeightNormConv):
 def fold_weight_norm(module: nn.Module) -> nn.Module:
     """Fold every weight-normalised conv inside ``module`` (call after loading weights)."""
     for m in module.modules():
-        if isinstance(m, _WeightNormConv):
+        if isinstance(m, WeightNormConv):
             m.fold()
     return module
 
 
 def weight_norm_prefixes(module: nn.Module) -> list[str]:
     """State-dict prefixes (``"ups.0."``...) of the weight-normalised convs, for key conversion."""
-    return [f"{name}." if name else "" for name, m in module.named_modules() if isinstance(m, _WeightNormConv)]
+    return [f"{name}." if name else "" for name, m in module.named_modules() if isinstance(m, WeightNormConv)]

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from models import registry
-from serve_app.audio_io import decode_audio, load_npy_mel, sniff_format, UnsupportedMediaType
+from serve_app.audio_io import decode_audio, load_npy_mel, sniff_format
 from serve_app.errors import APIError
 from serve_app.progress import ProgressReporter
 
@@ -108,8 +108,6 @@ async def read_audio_or_mel(request: Request, upload: UploadFile, field: str, sa
         max_frames = int(settings.max_content_seconds * sample_rate / hop_length)
         mel = await asyncio.to_thread(load_npy_mel, upload.file, field=field, n_mels=n_mels, max_frames=max_frames)
         return {"mel": mel}
-    if sniff_format(head) is None:
-        raise UnsupportedMediaType(f"{field}: not a WAV, MP3, FLAC or OGG file, nor a .npy mel array")
     return {"audio": await read_audio(request, upload, field, sample_rate)}
 
 

@@ -1,0 +1,77 @@
+"""Shared fixtures. The application runs on a local Ray started once per test session, lazily:
+only when a test asks for `served`."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
+# Small upload limits keep the 413 tests cheap; the numbers are configuration, not code.
+INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_content_mb=3,
+                        max_reference_mb=1, max_content_seconds=30, max_reference_seconds=10)
+INGRESS_REPLICAS = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    def __init__(self, base_url: str, ws_url: str):
+        self.base_url = base_url
+        self.ws_url = ws_url
+        self._keys = iter(INTEGRATION_KEYS)
+
+    def fresh_key(self) -> str:
+        """A key no other test has used: each test gets its own rate-limit budget."""
+        return next(self._keys)
+
+
+@pytest.fixture(scope="session")
+def served():
+    import httpx
+    import ray
+    from ray import serve
+
+    from serve_app.application import AppArgs, compose
+
+    os.environ["AMPHION_API_KEYS"] = ",".join(INTEGRATION_KEYS)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    port = _free_port()
+    ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING",
+             runtime_env={"env_vars": {"AMPHION_API_KEYS": os.environ["AMPHION_API_KEYS"]}})
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(compose(AppArgs(**INTEGRATION_ARGS), ingress_replicas=INGRESS_REPLICAS),
+                  name="amphion", route_prefix="/", blocking=False)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                r = httpx.get(base + "/api/health", timeout=5)
+                models = r.json().get("models", {})
+                if r.status_code == 200 and all(models[k]["status"] == "ready"
+                                                for k in ("bigvgan", "hifigan", "nsf_hifigan")):
+                    break
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the application did not become healthy within 180 s")
+            time.sleep(1)
+        yield Served(base, f"ws://127.0.0.1:{port}")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
