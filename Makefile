@@ -1,7 +1,7 @@
 # The two commands of the README.
 #   make serve  installs everything and starts the whole application on this machine
 #   make test   installs everything and runs the test suite
-.PHONY: install serve test parity bench
+.PHONY: install serve test parity bench status
 
 install:
 	bash scripts/install.sh
@@ -19,3 +19,6 @@ bench: install
 	.venv/bin/python scripts/bench_overhead.py
 	.venv/bin/python scripts/bench_batching.py
 	.venv/bin/python scripts/bench_upload_memory.py
+
+status:
+	RAY_AUTH_MODE=token .venv/bin/serve status

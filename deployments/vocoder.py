@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import numpy as np
 from ray import serve
@@ -22,7 +23,7 @@ from serve_app.progress import ProgressReporter
 log = logging.getLogger("amphion.vocoder")
 
 DEFAULT_MAX_BATCH_SIZE = 8
-DEFAULT_BATCH_WAIT_S = 0.01
+DEFAULT_BATCH_WAIT_S = 0.0  # no idle wait: under load requests queue up while a batch runs, and the next batch takes them all
 
 
 class VocoderService:
@@ -35,6 +36,7 @@ class VocoderService:
         self.model = registry.get(vocoder_name)
         self.store = store if store is not None else progress_store()
         configure_torch(torch_threads)
+        self.batched = _inside_serve()
         self.vocoder = None
         self.unavailable = ""
         try:
@@ -85,9 +87,13 @@ class VocoderService:
         elif payload["mel"].shape[0] != v.n_mels:
             raise InvalidModelInput(f"audio: mel has {payload['mel'].shape[0]} bands, "
                                     f"{self.model.display_name} needs {v.n_mels}")
-        return await self._vocode_batch(payload)
+        if self.batched:
+            return await self._vocode_batch(payload)
+        # Outside Serve (plain-FastAPI baseline, scripts): one request per call, still off the loop.
+        return (await asyncio.to_thread(self._run_batch, [payload]))[0]
 
-    @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
+    @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S,
+                 max_concurrent_batches=1)
     async def _vocode_batch(self, payloads: list[dict]) -> list[dict]:
         for p in payloads:
             ProgressReporter(self.store, p.get("task_id")).step(
@@ -95,6 +101,7 @@ class VocoderService:
         return await asyncio.to_thread(self._run_batch, payloads)
 
     def _run_batch(self, payloads: list[dict]) -> list[dict]:
+        started = time.perf_counter()
         v = self.vocoder
         mels, f0s = [], []
         for p in payloads:
@@ -105,15 +112,27 @@ class VocoderService:
                 mels.append(np.ascontiguousarray(p["mel"], dtype=np.float32))
                 f0s.append(None)
         waves = v.vocode(mels, f0s if v.needs_f0 else None)
+        compute_s = time.perf_counter() - started
         return [
             {
                 "wav": encode_wav(w, v.sample_rate, p.get("subtype", "PCM_16")),
                 "sample_rate": v.sample_rate,
                 "duration": len(w) / v.sample_rate,
                 "weights": v.weights_kind,
+                "compute_s": compute_s,
+                "batch_size": len(payloads),
             }
             for w, p in zip(waves, payloads)
         ]
+
+
+def _inside_serve() -> bool:
+    """`@serve.batch` needs a Serve replica context; elsewhere requests run one by one."""
+    try:
+        serve.get_replica_context()
+        return True
+    except Exception:
+        return False
 
 
 # The same service as a Ray Serve deployment. Names, replicas, GPUs and batching come from

@@ -29,14 +29,17 @@ def build_app(args: dict | None = None):
     return compose(AppArgs(**(args or {})))
 
 
-def compose(parsed: AppArgs, ingress_replicas: int | None = None):
-    """Bind every built model deployment and the ingress. Replica counts normally come from the
-    config file; tests pass `ingress_replicas` to run the ingress scaled out."""
+def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_config: dict | None = None):
+    """Bind every built model deployment and the ingress. Replica counts and batching normally
+    come from the config file; tests and benchmarks pass them here."""
     handles = {}
     for model in registry.built_models():
         if model.task == "vocoder":
             name = model.deployments[0]
-            handles[name] = VocoderDeployment.options(name=name).bind(
+            options = {"name": name}
+            if vocoder_user_config is not None:
+                options["user_config"] = vocoder_user_config
+            handles[name] = VocoderDeployment.options(**options).bind(
                 model.key, weights=parsed.weights, device=parsed.device,
                 torch_threads=parsed.torch_threads, cache_dir=parsed.cache_dir,
             )

@@ -130,6 +130,10 @@ class Vocoder:
         arr = np.asarray(wave, dtype=np.float32)
         if arr.ndim != 1:
             raise ValueError(f"expected a mono waveform of shape [L], got {arr.shape}")
+        if not arr.flags.writeable:
+            # Arrays that crossed a Ray handle are read-only views of shared memory; torch wants
+            # to own writable memory, so copy once here (cheap next to the model).
+            arr = arr.copy()
         return arr
 
     def analyse(self, wave: np.ndarray) -> np.ndarray:

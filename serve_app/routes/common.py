@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from contextlib import contextmanager
 from typing import Literal
 
 from fastapi import Request, UploadFile
@@ -52,6 +54,29 @@ AUDIO_RESPONSES = {
     },
     **ERROR_RESPONSES,
 }
+
+
+class ServerTiming:
+    """Collects stage durations for the `Server-Timing` response header (ms), which browsers'
+    dev tools and `curl -v` show: where a request's time went, without server access."""
+
+    def __init__(self):
+        self.stages: list[tuple[str, float]] = []
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages.append((stage, time.perf_counter() - start))
+
+    def add(self, stage: str, seconds: float | None) -> None:
+        if seconds is not None:
+            self.stages.append((stage, seconds))
+
+    def header(self) -> str:
+        return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in self.stages)
 
 
 def field_limit(settings, field: str) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 
 from models import registry
@@ -16,13 +18,16 @@ async def health(request: Request):
     backend = request.app.state.backend
     models: dict[str, dict] = {}
     warnings: list[str] = []
+    built = [m for m in registry.MODELS.values() if m.built]
+    infos = dict(zip([m.key for m in built],
+                     await asyncio.gather(*(backend.info(m.deployments[0]) for m in built))))
     for model in registry.MODELS.values():
         entry = {"name": model.display_name, "task": model.task, "routes": list(model.routes)}
         if not model.built:
             entry.update(status="not_implemented", running=False, weights=None,
                          detail=f"{model.display_name} is not part of this release yet")
         else:
-            info = await backend.info(model.deployments[0])
+            info = infos[model.key]
             entry.update(status=info["status"], running=info["running"], weights=info.get("weights"),
                          detail=info.get("detail", ""))
             if info.get("weights") == "tiny":

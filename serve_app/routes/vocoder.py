@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from models import registry
 from serve_app.routes.common import (
+    ServerTiming,
     check_upload_sizes,
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, audio_response, read_audio_or_mel, run_task,
 )
@@ -24,11 +25,18 @@ AUDIO_DOC = (
 async def _vocode(request: Request, name: str, audio: UploadFile, response_format: str):
     model = registry.get(name)
     deployment = model.deployments[0]
+    timing = ServerTiming()
     spec = await request.app.state.backend.describe(deployment)
-    payload = await read_audio_or_mel(request, audio, "audio", spec["sample_rate"], spec["n_mels"], spec["hop_length"])
+    with timing("decode"):
+        payload = await read_audio_or_mel(request, audio, "audio", spec["sample_rate"], spec["n_mels"],
+                                          spec["hop_length"])
     payload["subtype"] = SUBTYPES[response_format]
-    result = await run_task(request, deployment, "vocode", payload)
-    return audio_response(result, f"{name}_output.wav")
+    with timing("model"):
+        result = await run_task(request, deployment, "vocode", payload)
+    timing.add("compute", result.get("compute_s"))
+    response = audio_response(result, f"{name}_output.wav")
+    response.headers["Server-Timing"] = timing.header()
+    return response
 
 
 @router.post("/bigvgan", responses=AUDIO_RESPONSES,

@@ -1,0 +1,73 @@
+"""Dynamic batching: throughput of /api/vocoder/hifigan at concurrency 8 with batching on
+(max_batch_size 8) as a ratio to max_batch_size 1, in the same run on the same application.
+
+    .venv/bin/python scripts/bench_batching.py [--requests 120] [--seconds 2.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import httpx
+
+from bench_common import NO_LIMITS, http_caller, load, percentiles, save, speech_like_wav, start_serve, stop_serve
+
+ARGS = {"weights": "tiny", "dev_mode": False, "torch_threads": 1, **NO_LIMITS}
+
+
+def redeploy(user_config: dict) -> None:
+    """A lightweight update: only user_config changes, replicas keep running and reconfigure."""
+    from ray import serve
+
+    from serve_app.application import AppArgs, compose
+
+    serve.run(compose(AppArgs(**ARGS), vocoder_user_config=user_config), name="amphion", route_prefix="/",
+              blocking=False)
+    time.sleep(3)
+
+
+async def measure(base: str, wav: bytes, requests: int) -> dict:
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=16)) as client:
+        sizes = []
+
+        async def call():
+            r = await client.post(base + "/api/vocoder/hifigan", headers={"X-API-Key": "bench-key-0001"},
+                                  files={"audio": ("input.wav", wav, "audio/wav")})
+            if r.status_code != 200:
+                raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+
+        lat, wall = await load(call, 8, requests, warmup=8)
+        return {**percentiles(lat), "throughput_rps": round(len(lat) / wall, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=120)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    opts = parser.parse_args()
+    wav = speech_like_wav(opts.seconds)
+    batched_cfg = {"max_batch_size": 8, "batch_wait_timeout_s": 0.0}
+    single_cfg = {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}
+    base = start_serve(ARGS, vocoder_user_config=batched_cfg)
+    try:
+        result = {"what": f"/api/vocoder/hifigan, tiny weights, {opts.seconds} s of audio, concurrency 8"}
+        # Alternate the two settings twice so drift on a shared machine hits both alike.
+        runs = {"batched": [], "unbatched": []}
+        for _ in range(2):
+            for name, cfg in (("batched", batched_cfg), ("unbatched", single_cfg)):
+                redeploy(cfg)
+                runs[name].append(asyncio.run(measure(base, wav, opts.requests)))
+        for name, rs in runs.items():
+            result[name] = {"runs": rs, "throughput_rps": round(sum(r["throughput_rps"] for r in rs) / len(rs), 2)}
+        result["ratio"] = round(result["batched"]["throughput_rps"] / result["unbatched"]["throughput_rps"], 2)
+        result["target"] = ">= 1.5x"
+        result["meets_target"] = result["ratio"] >= 1.5
+        save("batching", result)
+    finally:
+        stop_serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Memory: a 100 MB upload must raise the ingress replica's peak RSS by less than 150 MB.
+
+Starts the application (weights tiny, default 100 MB / 10 min content limits), resets the ingress
+replica's peak-RSS mark (/proc/PID/clear_refs, Linux), posts a 100 MB 48 kHz stereo WAV (about
+8.7 minutes) to /api/vocoder/hifigan, and reads the peak (VmHWM) back.
+
+    .venv/bin/python scripts/bench_upload_memory.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+import soundfile as sf
+
+from bench_common import BENCH_KEY, NO_LIMITS, save, start_serve, stop_serve
+
+TARGET_BYTES = 100 * 1000 * 1000
+
+
+def write_upload(path: Path) -> int:
+    sr, channels = 48000, 2
+    frames = (TARGET_BYTES - 44) // (2 * channels)
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", samplerate=sr, channels=channels, subtype="PCM_16", format="WAV") as f:
+        block = sr * 10
+        for start in range(0, frames, block):
+            n = min(block, frames - start)
+            t = (start + np.arange(n)) / sr
+            x = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(n)
+            f.write(np.stack([x, x], axis=1).astype(np.float32))
+    return path.stat().st_size
+
+
+def ingress_pid() -> int:
+    for p in psutil.process_iter(["cmdline"]):
+        if any("AmphionIngress" in part for part in (p.info["cmdline"] or [])):
+            return p.pid
+    raise RuntimeError("ingress replica process not found")
+
+
+def vm(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        upload = Path(tmp) / "long.wav"
+        size = write_upload(upload)
+        base = start_serve({"weights": "tiny", "dev_mode": False, "torch_threads": 1, **NO_LIMITS})
+        try:
+            pid = ingress_pid()
+            # Warm the route first so one-time imports and allocations are not counted.
+            small = Path(tmp) / "small.wav"
+            sf.write(small, np.zeros(24000, np.float32) + 0.1, 24000)
+            httpx.post(base + "/api/vocoder/hifigan", headers={"X-API-Key": BENCH_KEY},
+                       files={"audio": small.open("rb")}, timeout=60).raise_for_status()
+            time.sleep(1)
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak-RSS mark
+            before = vm(pid, "VmRSS")
+            t0 = time.perf_counter()
+            with upload.open("rb") as f:
+                r = httpx.post(base + "/api/vocoder/hifigan", headers={"X-API-Key": BENCH_KEY},
+                               files={"audio": ("long.wav", f, "audio/wav")}, timeout=900)
+            elapsed = time.perf_counter() - t0
+            peak = vm(pid, "VmHWM")
+            result = {
+                "what": "ingress replica peak RSS during a 100 MB WAV upload to /api/vocoder/hifigan",
+                "upload_bytes": size,
+                "status": r.status_code,
+                "returned_audio_s": float(r.headers.get("x-audio-duration", 0)),
+                "rss_before_mb": round(before / 2**20, 1),
+                "peak_rss_mb": round(peak / 2**20, 1),
+                "peak_increase_mb": round((peak - before) / 2**20, 1),
+                "request_s": round(elapsed, 1),
+                "target": "< 150 MB",
+            }
+            result["meets_target"] = r.status_code == 200 and result["peak_increase_mb"] < 150
+            save("upload_memory", result)
+        finally:
+            stop_serve()
+
+
+if __name__ == "__main__":
+    main()
