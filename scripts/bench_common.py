@@ -83,11 +83,12 @@ def start_serve(args: dict, **compose_kwargs) -> str:
     import ray
     from ray import serve
 
-    from serve_app.application import AppArgs, compose
+    from serve_app.application import REPLICA_ENV, AppArgs, compose
 
     os.environ["AMPHION_API_KEYS"] = BENCH_KEY
+    os.environ.update(REPLICA_ENV)
     ray.init(num_cpus=8, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": {"AMPHION_API_KEYS": BENCH_KEY}})
+             runtime_env={"env_vars": {"AMPHION_API_KEYS": BENCH_KEY, **REPLICA_ENV}})
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(compose(AppArgs(**args), **compose_kwargs), name="amphion", route_prefix="/", blocking=False)

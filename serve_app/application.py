@@ -16,6 +16,11 @@ from serve_app.ingress import AmphionIngress
 from serve_app.settings import Settings
 
 
+# Environment every replica of this application gets (mirrors `runtime_env` in config/serve*.yaml,
+# for applications started from Python: tests and benchmarks).
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+
+
 class AppArgs(Settings):
     """Everything `args:` may hold: the ingress settings plus how model deployments load."""
 

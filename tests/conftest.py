@@ -46,13 +46,14 @@ def served():
     import ray
     from ray import serve
 
-    from serve_app.application import AppArgs, compose
+    from serve_app.application import REPLICA_ENV, AppArgs, compose
 
     os.environ["AMPHION_API_KEYS"] = ",".join(INTEGRATION_KEYS)
+    os.environ.update(REPLICA_ENV)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     port = _free_port()
     ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"env_vars": {"AMPHION_API_KEYS": os.environ["AMPHION_API_KEYS"]}})
+             runtime_env={"env_vars": {"AMPHION_API_KEYS": os.environ["AMPHION_API_KEYS"], **REPLICA_ENV}})
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(compose(AppArgs(**INTEGRATION_ARGS), ingress_replicas=INGRESS_REPLICAS),

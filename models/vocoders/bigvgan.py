@@ -24,7 +24,7 @@ import torch.nn as nn
 from models.vocoders.alias_free import Activation1d, make_snake
 from models.vocoders.configs import BigVGANConfig
 from models.vocoders.layers import WNConv1d, WNConvTranspose1d, get_padding
-from models.vocoders.resblocks import mrf_average
+from models.vocoders.resblocks import dilated_conv_pairs, mrf_average
 
 
 class AMPBlock1(nn.Module):
@@ -32,14 +32,7 @@ class AMPBlock1(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilation: Sequence[int], activation: str, logscale: bool):
         super().__init__()
-        self.convs1 = nn.ModuleList(
-            WNConv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d))
-            for d in dilation
-        )
-        self.convs2 = nn.ModuleList(
-            WNConv1d(channels, channels, kernel_size, dilation=1, padding=get_padding(kernel_size, 1))
-            for _ in dilation
-        )
+        self.convs1, self.convs2 = dilated_conv_pairs(channels, kernel_size, dilation)
         self.activations = nn.ModuleList(
             Activation1d(make_snake(activation, channels, logscale)) for _ in range(2 * len(dilation))
         )

@@ -18,19 +18,24 @@ from models.vocoders.layers import WNConv1d, get_padding
 LRELU_SLOPE = 0.1
 
 
+def dilated_conv_pairs(channels: int, kernel_size: int, dilation: Sequence[int]) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The two conv stacks of HiFi-GAN's ResBlock1 and BigVGAN's AMPBlock1: per dilation d, a
+    dilated conv (`convs1`) followed by an undilated one (`convs2`), both length-preserving."""
+    convs1 = nn.ModuleList(
+        WNConv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d)) for d in dilation
+    )
+    convs2 = nn.ModuleList(
+        WNConv1d(channels, channels, kernel_size, dilation=1, padding=get_padding(kernel_size, 1)) for _ in dilation
+    )
+    return convs1, convs2
+
+
 class ResBlock1(nn.Module):
     """For each dilation d: ``x += conv2(lrelu(conv1_d(lrelu(x))))`` (resblock "1")."""
 
     def __init__(self, channels: int, kernel_size: int = 3, dilation: Sequence[int] = (1, 3, 5)) -> None:
         super().__init__()
-        self.convs1 = nn.ModuleList(
-            WNConv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d))
-            for d in dilation
-        )
-        self.convs2 = nn.ModuleList(
-            WNConv1d(channels, channels, kernel_size, dilation=1, padding=get_padding(kernel_size, 1))
-            for _ in dilation
-        )
+        self.convs1, self.convs2 = dilated_conv_pairs(channels, kernel_size, dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c1, c2 in zip(self.convs1, self.convs2):

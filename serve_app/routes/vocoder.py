@@ -39,23 +39,22 @@ async def _vocode(request: Request, name: str, audio: UploadFile, response_forma
     return response
 
 
-@router.post("/bigvgan", responses=AUDIO_RESPONSES,
-             summary="Vocode with BigVGAN (NVIDIA v2, 24 kHz)")
-async def bigvgan(
-    request: Request,
-    audio: UploadFile = File(..., description=AUDIO_DOC),
-    response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
-):
-    return await _vocode(request, "bigvgan", audio, response_format)
+def _named_vocoder_route(name: str, summary: str):
+    """/api/vocoder/<name>: one vocoder, fixed by the path."""
+
+    @router.post(f"/{name}", responses=AUDIO_RESPONSES, summary=summary, name=name)
+    async def route(
+        request: Request,
+        audio: UploadFile = File(..., description=AUDIO_DOC),
+        response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
+    ):
+        return await _vocode(request, name, audio, response_format)
+
+    return route
 
 
-@router.post("/hifigan", responses=AUDIO_RESPONSES, summary="Vocode with HiFi-GAN (Amphion, 24 kHz)")
-async def hifigan(
-    request: Request,
-    audio: UploadFile = File(..., description=AUDIO_DOC),
-    response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
-):
-    return await _vocode(request, "hifigan", audio, response_format)
+bigvgan = _named_vocoder_route("bigvgan", "Vocode with BigVGAN (NVIDIA v2, 24 kHz)")
+hifigan = _named_vocoder_route("hifigan", "Vocode with HiFi-GAN (Amphion, 24 kHz)")
 
 
 @router.post("/generic", responses=AUDIO_RESPONSES, summary="Vocode with the named vocoder")
