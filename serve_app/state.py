@@ -116,22 +116,41 @@ def _actor_class():
 
 
 class RayStateStore:
-    """The state in a named, detached Ray actor shared by the whole application."""
+    """The state in a named, detached Ray actor shared by the whole application.
+
+    If the actor dies (its node went away), the next call makes a new one under the same name:
+    counts and task events restart from empty, and the application keeps serving.
+    """
 
     def __init__(self, limits: tuple[int, int, float] | None = None):
         """`limits` = (per_minute, per_hour, task_ttl_s), given by the ingress that owns them;
         model deployments pass None and only publish progress."""
-        self.actor = _actor_class().options(
+        self.limits = limits
+        self.actor = self._connect()
+
+    def _connect(self):
+        actor = _actor_class().options(
             name=STATE_ACTOR_NAME,
             namespace=STATE_NAMESPACE,
             lifetime="detached",
             get_if_exists=True,
-        ).remote(*(limits or ()))
-        if limits is not None:
-            self.actor.configure.remote(*limits)
+        ).remote(*(self.limits or ()))
+        if self.limits is not None:
+            actor.configure.remote(*self.limits)
+        return actor
+
+    async def _call(self, method: str, *args):
+        from ray.exceptions import RayActorError
+
+        try:
+            return await getattr(self.actor, method).remote(*args)
+        except RayActorError:
+            log.warning("shared state actor was lost; starting a new one")
+            self.actor = self._connect()
+            return await getattr(self.actor, method).remote(*args)
 
     async def rate_hit(self, key_id: str, endpoint: str) -> dict:
-        return await self.actor.rate_hit.remote(key_id, endpoint)
+        return await self._call("rate_hit", key_id, endpoint)
 
     def publish(self, event: dict) -> None:
         # Fire and forget: calls from one process reach the actor in submission order, and a
@@ -139,7 +158,7 @@ class RayStateStore:
         self.actor.publish.remote(event)
 
     async def wait_events(self, task_id: str, after: int, timeout: float):
-        return await self.actor.wait_events.remote(task_id, after, timeout)
+        return await self._call("wait_events", task_id, after, timeout)
 
 
 def connect_store() -> RayStateStore:

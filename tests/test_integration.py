@@ -263,3 +263,15 @@ def test_openapi_served_by_the_application(served):
     spec = httpx.get(served.base_url + "/api/openapi.json").json()
     assert len([p for p in spec["paths"] if p.startswith("/api/") and p != "/api/health"]) == 22
     assert httpx.get(served.base_url + "/api/docs").status_code == 200
+
+
+def test_lost_state_actor_is_replaced_and_serving_continues(served):
+    import ray
+
+    from serve_app.state import STATE_ACTOR_NAME, STATE_NAMESPACE
+
+    ray.kill(ray.get_actor(STATE_ACTOR_NAME, namespace=STATE_NAMESPACE), no_restart=True)
+    codes = [post(served, "/api/vocoder/hifigan", files={"audio": ("a.wav", wav_bytes(0.3))}).status_code
+             for _ in range(3)]  # both ingress replicas notice and reconnect
+    assert codes == [200, 200, 200]
+    assert ray.get_actor(STATE_ACTOR_NAME, namespace=STATE_NAMESPACE) is not None
