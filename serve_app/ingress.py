@@ -14,6 +14,21 @@ from serve_app.state import RayStateStore
 log = logging.getLogger("amphion.ingress")
 
 
+def warm_up_decoding() -> None:
+    """Decode and resample a short clip once, so the first user upload does not pay for lazy
+    imports and kernel set-up (about a second here)."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from serve_app.audio_io import decode_audio
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(4410, np.float32), 44100, format="WAV")
+    decode_audio(buf, field="warm-up", target_sr=24000, max_seconds=1)
+
+
 @serve.deployment(name="AmphionIngress", max_ongoing_requests=200)
 @serve.ingress()
 class AmphionIngress:
@@ -23,6 +38,7 @@ class AmphionIngress:
         self.handles = handles
         self.store = RayStateStore((self.settings.rate_limit_per_minute, self.settings.rate_limit_per_hour,
                                     self.settings.task_ttl_s))
+        warm_up_decoding()
         if self.settings.dev_mode:
             log.warning("dev mode: the development API key is accepted; never run this in production")
 
