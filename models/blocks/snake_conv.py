@@ -1,0 +1,79 @@
+"""DAC-style convolutional blocks: Snake activation and weight-normed residual / strided convs.
+
+As in Amphion's ``models/codec/amphion_codec/codec.py`` (after descript-audio-codec):
+
+* ``Snake1d``: ``x + 1 / (alpha + 1e-9) * sin(alpha * x) ** 2`` with one ``alpha`` per channel, stored
+  as ``alpha`` of shape ``[1, C, 1]``;
+* ``ResidualUnit(dim, dilation)``: ``x + conv1x1(snake(conv7_dilated(snake(x))))``, padding
+  ``3 * dilation`` so the lengths agree (the residual is centre-cropped if they ever do not);
+  keys ``block.{0,2}.alpha`` and ``block.{1,3}.{weight_g,weight_v,bias}``;
+* ``EncoderBlock(dim, stride)``: three residual units at ``dim // 2`` (dilations 1, 3, 9), Snake,
+  then a strided conv ``dim // 2 -> dim`` with kernel ``2 * stride`` and padding ``ceil(stride / 2)``;
+  keys ``block.{0,1,2}`` (units), ``block.3`` (Snake), ``block.4`` (conv).
+
+Every conv is :class:`models.vocoders.layers.WNConv1d` (``weight_g`` / ``weight_v``, foldable for
+inference with :func:`models.vocoders.layers.fold_weight_norm`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from models.vocoders.layers import WNConv1d
+
+SNAKE_EPS = 1e-9
+
+
+def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Snake activation on ``[B, C, T]`` with ``alpha`` broadcastable to it (``[1, C, 1]``)."""
+    return x + (alpha + SNAKE_EPS).reciprocal() * torch.sin(alpha * x).pow(2)
+
+
+class Snake1d(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return snake(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return str(self.alpha.shape[1])
+
+
+class ResidualUnit(nn.Module):
+    def __init__(self, dim: int, dilation: int = 1, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            Snake1d(dim),
+            WNConv1d(dim, dim, kernel_size, dilation=dilation, padding=(kernel_size - 1) * dilation // 2),
+            Snake1d(dim),
+            WNConv1d(dim, dim, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        crop = (x.shape[-1] - y.shape[-1]) // 2
+        if crop > 0:
+            x = x[..., crop : x.shape[-1] - crop]
+        return x + y
+
+
+class EncoderBlock(nn.Module):
+    """``[B, dim // 2, L]`` -> ``[B, dim, ~L / stride]``."""
+
+    def __init__(self, dim: int, stride: int, dilations: tuple[int, ...] = (1, 3, 9)) -> None:
+        super().__init__()
+        half = dim // 2
+        self.stride = stride
+        self.block = nn.Sequential(
+            *(ResidualUnit(half, dilation=d) for d in dilations),
+            Snake1d(half),
+            WNConv1d(half, dim, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
