@@ -19,5 +19,8 @@ def register(folder_name: str, adapter: Adapter) -> None:
 
 # Family modules (import for their register() side effect).
 from . import vocoders  # noqa: E402,F401
+from . import maskgct_g2p  # noqa: E402,F401
+from . import maskgct_generation  # noqa: E402,F401
+from . import maskgct_codecs  # noqa: E402,F401
 
 __all__ = ["ADAPTERS", "Adapter", "register"]
