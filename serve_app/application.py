@@ -19,6 +19,11 @@ from serve_app.settings import Settings
 # Environment every replica of this application gets (mirrors `runtime_env` in config/serve*.yaml,
 # for applications started from Python: tests and benchmarks).
 REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+# The ingress handles uploads in 64 KB chunks and decoded arrays of tens of MB, briefly: with
+# glibc's default (dynamic) thresholds that memory stays in the heap after use and the replica's
+# RSS only grows; these make large blocks come from mmap and go back to the OS when freed.
+# Ingress only: model replicas reuse big tensors, where mmap per allocation would cost page faults.
+INGRESS_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 class AppArgs(Settings):
@@ -49,5 +54,8 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
                 torch_threads=parsed.torch_threads, cache_dir=parsed.cache_dir,
             )
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
-    ingress = AmphionIngress if ingress_replicas is None else AmphionIngress.options(num_replicas=ingress_replicas)
+    options = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}
+    if ingress_replicas is not None:
+        options["num_replicas"] = ingress_replicas
+    ingress = AmphionIngress.options(**options)
     return ingress.bind(handles, settings)
