@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 
 from deployments.errors import ModelError
 from serve_app.audio_io import InvalidAudio, UnsupportedMediaType
+from serve_app.tokens import InvalidTokens
 
 log = logging.getLogger("amphion.ingress")
 
@@ -58,6 +59,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidAudio)
     async def _invalid_audio(request: Request, exc: InvalidAudio):
+        return error_response(400, exc.detail)
+
+    @app.exception_handler(InvalidTokens)
+    async def _invalid_tokens(request: Request, exc: InvalidTokens):
         return error_response(400, exc.detail)
 
     @app.exception_handler(ModelError)

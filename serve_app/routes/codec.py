@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from serve_app.routes.common import check_upload_sizes, AUDIO_RESPONSES, ERROR_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, not_built
+
+from serve_app.tokens import parse_dualcodec_tokens, parse_facodec_tokens
 
 router = APIRouter(prefix="/api/codec", tags=["Codec"], dependencies=[Depends(check_upload_sizes)])
 
@@ -31,12 +33,14 @@ async def dualcodec_encode(
 
 @router.post("/dualcodec/decode", responses=AUDIO_RESPONSES, summary="Decode DualCodec tokens into audio")
 async def dualcodec_decode(
+    request: Request,
     tokens: str = Form(..., min_length=2, max_length=TOKENS_MAX,
                        description="JSON array of codebooks (row 0 semantic, rows 1.. acoustic), "
                                    "or the whole encode response"),
     model: Optional[Literal["12hz_v1", "25hz_v1"]] = Form(None, description="DualCodec variant"),
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
+    parse_dualcodec_tokens(tokens, model, request.app.state.settings.max_content_seconds)
     not_built("dualcodec")
 
 
@@ -50,8 +54,10 @@ async def facodec_encode(audio: UploadFile = AUDIO):
 
 @router.post("/facodec/decode", responses=AUDIO_RESPONSES, summary="Decode FACodec factorized tokens into audio")
 async def facodec_decode(
+    request: Request,
     tokens: str = Form(..., min_length=2, max_length=TOKENS_MAX,
                        description="JSON object as returned by encode (timbre_tokens is a 256-float speaker embedding)"),
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
+    parse_facodec_tokens(tokens, request.app.state.settings.max_content_seconds)
     not_built("facodec")
