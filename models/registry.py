@@ -27,7 +27,8 @@ class ModelInfo:
 
 _MODELS: tuple[ModelInfo, ...] = (
     # Text to speech
-    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",)),
+    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",), deployments=("MaskGCT",), sample_rate=24000,
+              notes="MaskGCT zero-shot TTS: w2v-bert-2.0 semantic prompt, T2S, S2A, acoustic codec"),
     ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",)),
     ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",)),
     ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",)),
@@ -81,6 +82,7 @@ def official_weights() -> dict:
 
     Imported lazily: the file table lives next to each model's loading code.
     """
+    from models.maskgct.official import OFFICIAL_PIPELINE_FILES
     from models.vocoders import OFFICIAL as vocoder_files
 
-    return dict(vocoder_files)
+    return {**vocoder_files, **{f"maskgct/{name}": files for name, files in OFFICIAL_PIPELINE_FILES.items()}}

@@ -10,6 +10,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.maskgct import MaskGCTDeployment
 from deployments.vocoder import VocoderDeployment
 from models import registry
 from serve_app.ingress import AmphionIngress
@@ -52,6 +53,11 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
             handles[name] = VocoderDeployment.options(**options).bind(
                 model.key, weights=parsed.weights, device=parsed.device,
                 torch_threads=parsed.torch_threads, cache_dir=parsed.cache_dir,
+            )
+        elif model.key == "maskgct":
+            handles["MaskGCT"] = MaskGCTDeployment.options(name="MaskGCT").bind(
+                weights=parsed.weights, device=parsed.device, torch_threads=parsed.torch_threads,
+                cache_dir=parsed.cache_dir,
             )
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
     options = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}

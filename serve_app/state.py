@@ -126,6 +126,7 @@ class RayStateStore:
         """`limits` = (per_minute, per_hour, task_ttl_s), given by the ingress that owns them;
         model deployments pass None and only publish progress."""
         self.limits = limits
+        self._lost = False
         self.actor = self._connect()
 
     def _connect(self):
@@ -154,8 +155,20 @@ class RayStateStore:
 
     def publish(self, event: dict) -> None:
         # Fire and forget: calls from one process reach the actor in submission order, and a
-        # progress event must never add latency to inference.
-        self.actor.publish.remote(event)
+        # progress event must never add latency to inference. A failure (the actor was lost) is
+        # noticed when the call completes, and the next events go to its replacement.
+        if self._lost:
+            log.warning("shared state actor was lost; progress goes to a new one")
+            self._lost = False
+            self.actor = self._connect()
+        self.actor.publish.remote(event).future().add_done_callback(self._check_published)
+
+    def _check_published(self, future) -> None:
+        # Runs on one of Ray's own threads: no Ray calls here (they could deadlock), only a flag.
+        from ray.exceptions import RayActorError
+
+        if isinstance(future.exception(), RayActorError):
+            self._lost = True
 
     async def wait_events(self, task_id: str, after: int, timeout: float):
         return await self._call("wait_events", task_id, after, timeout)

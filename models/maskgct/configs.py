@@ -348,17 +348,17 @@ def official_acoustic_codec_config() -> AcousticCodecConfig:
 def tiny_semantic_codec_config() -> SemanticCodecConfig:
     """Same structure as the official RepCodec, small widths (fast on CPU; for tests and dev mode)."""
     return SemanticCodecConfig(
-        codebook_size=64, hidden_size=32, codebook_dim=4, vocos_dim=16, vocos_intermediate_dim=32, vocos_num_layers=2
+        codebook_size=1024, hidden_size=32, codebook_dim=4, vocos_dim=16, vocos_intermediate_dim=32, vocos_num_layers=2
     )
 
 
 def tiny_acoustic_codec_config() -> AcousticCodecConfig:
     """Same structure and I/O contract as the official codec (256-d latent, 24 kHz, hop 480 -> 50 Hz),
-    small widths: 3 quantizers of 32 codes, 2 ConvNeXt layers of width 16."""
+    small widths: 3 quantizers of 1024 codes, 2 ConvNeXt layers of width 16."""
     return AcousticCodecConfig(
         encoder=AcousticEncoderConfig(d_model=2, up_ratios=(3, 4, 5, 8), out_channels=256, use_tanh=False),
         decoder=AcousticDecoderConfig(
-            in_channels=256, num_quantizers=3, codebook_size=32, codebook_dim=4, use_l2_normalize=True,
+            in_channels=256, num_quantizers=3, codebook_size=1024, codebook_dim=4, use_l2_normalize=True,
             vocos_dim=16, vocos_intermediate_dim=32, vocos_num_layers=2, n_fft=1920, hop_size=480, padding="same",
         ),
     )

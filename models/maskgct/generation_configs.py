@@ -223,16 +223,25 @@ def official_s2a_config(variant: str) -> S2AConfig:
     return OFFICIAL_S2A_1LAYER if variant == "1layer" else OFFICIAL_S2A_FULL
 
 
+# Tiny-profile vocabularies, shared with the tiny codecs (models/maskgct/configs.py).
+TINY_SEMANTIC_VOCAB = 1024
+TINY_ACOUSTIC_CODEBOOK = 1024
+
+
 def tiny_t2s_config() -> T2SConfig:
-    """A CPU-cheap T2S with the official structure (the phone table stays 1024 x hidden)."""
-    return T2SConfig(hidden_size=32, num_layers=2, num_heads=2, cond_codebook_size=64, cfg_scale=0.15, cond_dim=32)
+    """A CPU-cheap T2S with the official structure (the phone table stays 1024 x hidden). The
+    semantic vocabulary is 1024 so that top-k filtering (0.98) keeps ~20 candidates and sampling,
+    hence `seed`, really matters in the tiny profile too."""
+    return T2SConfig(hidden_size=32, num_layers=2, num_heads=2, cond_codebook_size=TINY_SEMANTIC_VOCAB,
+                     cfg_scale=0.15, cond_dim=32)
 
 
 def tiny_s2a_config(variant: str) -> S2AConfig:
-    """A CPU-cheap S2A: 1 quantizer for ``"1layer"``, 3 for ``"full"``; semantic vocabulary 64
-    (matching :func:`tiny_t2s_config`), acoustic codebook 32."""
+    """A CPU-cheap S2A: 1 quantizer for ``"1layer"``, 3 for ``"full"``; semantic vocabulary and
+    acoustic codebook of 1024 (matching :func:`tiny_t2s_config` and the tiny codecs)."""
     if variant not in S2A_VARIANTS:
         raise GenerationConfigError(f"unknown S2A variant {variant!r}; expected one of {sorted(S2A_VARIANTS)}")
     return S2AConfig(num_quantizer=1 if variant == "1layer" else 3, hidden_size=32, num_layers=2, num_heads=2,
-                     codebook_size=32, cond_codebook_size=64, cfg_scale=0.15, mask_layer_schedule="linear",
+                     codebook_size=TINY_ACOUSTIC_CODEBOOK, cond_codebook_size=TINY_SEMANTIC_VOCAB, cfg_scale=0.15,
+                     mask_layer_schedule="linear",
                      cond_dim=32, predict_layer_1=variant == "1layer")

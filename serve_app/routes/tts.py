@@ -1,12 +1,17 @@
-"""Text-to-speech routes. The models behind them are not built yet: each answers 503 naming it."""
+"""Text-to-speech routes. MaskGCT is served; the others answer 503 naming their model until built."""
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from serve_app.routes.common import check_upload_sizes, AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, not_built
+from models import registry
+from serve_app.errors import APIError
+from serve_app.routes.common import (
+    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_response, check_upload_sizes,
+    not_built, read_audio, run_task,
+)
 
 router = APIRouter(prefix="/api/tts", tags=["TTS"], dependencies=[Depends(check_upload_sizes)])
 
@@ -18,14 +23,43 @@ SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible f
 @router.post("/maskgct", responses=AUDIO_RESPONSES,
              summary="Speech from text with MaskGCT (Masked Generative Codec Transformer), cloning a reference voice")
 async def maskgct(
+    request: Request,
     text: str = TEXT,
-    reference_audio: UploadFile = File(..., description="Reference audio for voice cloning (trimmed to what the model uses)"),
-    language: str = Form("en", min_length=2, max_length=8, description="Language code of `text`"),
-    temperature: float = Form(0.7, gt=0.0, le=2.0, description="Sampling temperature"),
+    reference_audio: UploadFile = File(..., description="Reference audio for voice cloning (at most 60 s are used)"),
+    language: str = Form("en", min_length=2, max_length=16,
+                         description="Language of `text`: en, zh (mixed zh/en too), fr, de, ko"),
+    temperature: float = Form(0.7, gt=0.0, le=2.0, description="Sampling temperature of the text-to-semantic stage"),
+    reference_text: Optional[str] = Form(None, min_length=1, max_length=TEXT_MAX,
+                                         description="Transcript of the reference audio (its language is taken "
+                                                     "as `language`). Required in this release: automatic "
+                                                     "transcription is not deployed yet"),
+    target_len: Optional[float] = Form(None, gt=0.0, le=60.0,
+                                       description="Length of the generated speech in seconds; estimated from "
+                                                   "the text and the reference's speaking rate when absent"),
+    n_timesteps: int = Form(25, ge=1, le=100, description="Masked generative decoding steps of the T2S stage"),
+    cfg: float = Form(2.5, ge=0.0, le=10.0, description="Classifier-free guidance scale"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("maskgct")
+    model = registry.get("maskgct")
+    if not model.built:
+        not_built("maskgct")
+    deployment = model.deployments[0]
+    spec = await request.app.state.backend.describe(deployment)
+    if reference_text is None:
+        raise APIError(503, "MaskGCT needs `reference_text` (the transcript of reference_audio): automatic "
+                            "transcription is not deployed in this release")
+    timing = ServerTiming()
+    with timing("decode"):
+        reference = await read_audio(request, reference_audio, "reference_audio", spec["sample_rate"])
+    payload = {"text": text, "language": language, "reference": reference, "reference_text": reference_text,
+               "target_len": target_len, "n_timesteps": n_timesteps, "cfg": cfg, "temperature": temperature,
+               "seed": seed, "subtype": SUBTYPES[response_format]}
+    with timing("model"):
+        result = await run_task(request, deployment, "synthesize", payload)
+    response = audio_response(result, "maskgct_output.wav")
+    response.headers["Server-Timing"] = timing.header()
+    return response
 
 
 @router.post("/vevo", responses=AUDIO_RESPONSES, summary="Speech from text with Vevo TTS")
