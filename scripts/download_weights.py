@@ -113,6 +113,21 @@ def _download_one(name: str, files: weights.HubFiles, cache_dir: str | None, pro
     return True
 
 
+def _download_g2p_data(progress: bool) -> bool:
+    """MaskGCT's text front end reads data files from Amphion's repository (not the hub)."""
+    from models.text.data import default_cache, download_g2p_data
+    from models.text.g2p import G2PDataUnavailable
+
+    print(f"[maskgct G2P data] Amphion repository (pinned commit) -> {default_cache()}", flush=True)
+    try:
+        download_g2p_data(progress=progress)
+    except G2PDataUnavailable as exc:
+        print(f"[maskgct G2P data] error: {exc}", file=sys.stderr, flush=True)
+        return False
+    print("[maskgct G2P data] ok", flush=True)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not (args.list or args.all or args.models):
@@ -129,15 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         return _list(table, args.cache_dir)
 
-    unknown = [m for m in args.models if m not in table]
+    # A family name ("maskgct") stands for all of its components ("maskgct/t2s", ...).
+    requested = [n for m in args.models for n in (sorted(k for k in table if k.startswith(m + "/")) or [m])]
+    unknown = [m for m in requested if m not in table]
     if unknown:
         print(f"error: unknown model(s): {', '.join(unknown)}; known: {', '.join(sorted(table)) or '(none)'}",
               file=sys.stderr)
         return EXIT_UNKNOWN_MODEL
 
-    chosen = sorted(table) if args.all else list(dict.fromkeys(args.models))
+    chosen = sorted(table) if args.all else list(dict.fromkeys(requested))
     failed = [name for name in chosen
               if not _download_one(name, table[name], args.cache_dir, progress=not args.quiet)]
+    if any(name.startswith("maskgct/") for name in chosen) and not _download_g2p_data(progress=not args.quiet):
+        failed.append("maskgct G2P data")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
