@@ -16,7 +16,8 @@ class ModelInfo:
     display_name: str             # what users read in details and docs
     task: str                     # tts | vc | svc | tta | codec | vocoder
     routes: tuple[str, ...]       # API paths served by this model
-    deployments: tuple[str, ...] = ()   # Ray Serve deployments that run it (empty: not built yet)
+    deployments: tuple[str, ...] = ()   # Ray Serve deployments that run it (empty: not built yet); the
+                                        # first is the one routes and /api/health call
     sample_rate: int | None = None      # native output rate, where the model makes audio
     notes: str = ""
 
@@ -27,7 +28,8 @@ class ModelInfo:
 
 _MODELS: tuple[ModelInfo, ...] = (
     # Text to speech
-    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",), deployments=("MaskGCT",), sample_rate=24000,
+    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",), deployments=("MaskGCT", "W2VBertSemantic", "MaskGCTAcousticCodec", "MaskGCTT2S", "MaskGCTS2A"),
+              sample_rate=24000,
               notes="MaskGCT zero-shot TTS: w2v-bert-2.0 semantic prompt, T2S, S2A, acoustic codec"),
     ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",)),
     ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",)),

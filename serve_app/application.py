@@ -10,7 +10,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.maskgct import MaskGCTDeployment
+from deployments.maskgct import COMPONENT_DEPLOYMENTS, MaskGCTDeployment
 from deployments.vocoder import VocoderDeployment
 from models import registry
 from serve_app.ingress import AmphionIngress
@@ -41,7 +41,8 @@ def build_app(args: dict | None = None):
 
 
 def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_config: dict | None = None):
-    """Bind every built model deployment and the ingress. Replica counts and batching normally
+    """Bind every built model deployment and the ingress (MaskGCT: its component deployments too,
+    handed to the MaskGCT pipeline deployment as handles). Replica counts and batching normally
     come from the config file; tests and benchmarks pass them here."""
     handles = {}
     for model in registry.built_models():
@@ -55,10 +56,14 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
                 torch_threads=parsed.torch_threads, cache_dir=parsed.cache_dir,
             )
         elif model.key == "maskgct":
-            handles["MaskGCT"] = MaskGCTDeployment.options(name="MaskGCT").bind(
-                weights=parsed.weights, device=parsed.device, torch_threads=parsed.torch_threads,
-                cache_dir=parsed.cache_dir,
-            )
+            # One deployment per model component; the pipeline deployment (deployments[0]) gets
+            # their handles and composes them.
+            loading = dict(weights=parsed.weights, device=parsed.device, torch_threads=parsed.torch_threads,
+                           cache_dir=parsed.cache_dir)
+            components = {name: COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading)
+                          for name in model.deployments[1:]}
+            name = model.deployments[0]
+            handles[name] = MaskGCTDeployment.options(name=name).bind(components, **loading)
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
     options = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}
     if ingress_replicas is not None:

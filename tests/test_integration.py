@@ -256,7 +256,8 @@ def test_oversized_upload_refused_without_the_ingress_holding_it(served):
                    content=body, timeout=120)
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
     grown = max(p.memory_info().rss - before[p.pid] for p in procs)
-    assert grown < 16 * 1024 * 1024, f"an ingress replica grew by {grown / 2**20:.1f} MB"
+    # Holding the body would cost at least its 64 MB (twice, with Serve's transfer); allow for noise.
+    assert grown < 32 * 1024 * 1024, f"an ingress replica grew by {grown / 2**20:.1f} MB"
 
 
 def test_openapi_served_by_the_application(served):

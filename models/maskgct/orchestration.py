@@ -1,0 +1,588 @@
+"""MaskGCT's orchestration, once, for every way of running the stages.
+
+:class:`MaskGCTOrchestrator` holds everything :meth:`MaskGCTPipeline.generate
+<models.maskgct.pipeline.MaskGCTPipeline.generate>` does between the model stages: input checks,
+prompt alignment, target-length estimation, sentence splitting, cumulative progress, randomness,
+joining with fades. The stages themselves are coroutines behind the :class:`MaskGCTStages`
+protocol, with numpy arrays in and out (int64 tokens and codes, float32 audio; never torch
+tensors), so the same orchestration runs
+
+* in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
+  calls) and :func:`run_inline` drives the coroutine without an event loop (it never suspends);
+* across Ray Serve deployments: ``deployments/maskgct.py`` implements the protocol with
+  DeploymentHandles to the component deployments, each of which runs :class:`LocalStages` on its
+  own component.
+
+**Requests of the generating stages** (``text_to_semantic`` / ``semantic_to_acoustic``) are dicts:
+the arrays, the decoding settings, ``seed``, ``rng`` (the random state so far, see below) and
+``progress`` (``{"offset": o, "total": t}``: step ``s`` of this call is reported as ``o + s`` of
+``t``, so that counts run on over text pieces). Answers are dicts: ``tokens`` / ``codes`` and the
+new ``rng``.
+
+**Randomness**: one ``torch.Generator`` feeds every draw of a call. Its state travels between the
+stages as ``{"device": "cpu" | "cuda", "state": uint8 array}``: the first stage that draws seeds a
+generator on its device with ``seed``, every later one restores the state it is handed and returns
+the advanced state. In process, and across deployments on the same kind of device, that is the very
+same stream of draws, hence the same audio for the same seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import numbers
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import torch
+
+from models.blocks.masked_generation import executed_steps
+from models.maskgct.configs import ACOUSTIC_SAMPLE_RATE, SEMANTIC_SAMPLE_RATE
+from models.maskgct.s2a import DEFAULT_STEPS as S2A_DEFAULT_STEPS
+from models.text import (
+    SUPPORTED_LANGUAGES,
+    LanguageUnavailable,
+    detect_language,
+    normalize_language,
+    split_sentences,
+)
+
+__all__ = [
+    "EmptyTextError",
+    "InlineStages",
+    "LocalStages",
+    "MaskGCTInputError",
+    "MaskGCTOrchestrator",
+    "MaskGCTStages",
+    "ReferenceAudioError",
+    "TargetLengthError",
+    "run_inline",
+]
+
+SAMPLE_RATE = ACOUSTIC_SAMPLE_RATE     # output and acoustic-prompt rate (24 kHz)
+FRAME_RATE = 50                        # semantic and acoustic token rate
+#: Progress stages, in the order they run.
+STAGES = ("semantic_prompt", "acoustic_prompt", "g2p", "t2s", "s2a", "decode")
+
+# Reference defaults (maskgct_inference / maskgct_utils).
+T2S_STEPS = 25
+T2S_TEMPERATURE = 0.9
+S2A_TEMPERATURE = 1.5
+CFG = 2.5
+RESCALE_CFG = 0.75
+FILTER_THRES = 0.98
+
+MIN_REFERENCE_SECONDS = 0.5
+#: RMS below which a reference counts as silent (-80 dBFS).
+SILENCE_RMS = 1e-4
+DEFAULT_MAX_TARGET_SECONDS = 120.0
+DEFAULT_MAX_CHARS = {"zh": 80, "ko": 120}
+FALLBACK_MAX_CHARS = 240
+JOIN_FADE_SECONDS = 0.01
+
+ProgressFn = Callable[[str, int, int], None]
+T = TypeVar("T")
+
+
+class MaskGCTInputError(ValueError):
+    """A request the pipeline cannot serve as given (a client error); the message is user-safe."""
+
+
+class EmptyTextError(MaskGCTInputError):
+    """The text (or the reference text) is empty or has nothing to pronounce."""
+
+
+class ReferenceAudioError(MaskGCTInputError):
+    """The reference recording is unusable: not mono, not finite, too short or silent."""
+
+
+class TargetLengthError(MaskGCTInputError):
+    """The requested (or estimated) target length is invalid or too long."""
+
+
+# ---------------------------------------------------------------------------------------------
+# small checks and helpers
+
+
+def _nonneg_float(value, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise MaskGCTInputError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if value < 0 or (positive and value == 0):
+        raise MaskGCTInputError(f"{name} must be {'positive' if positive else 'non-negative'}, got {value}")
+    return value
+
+
+def _count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise MaskGCTInputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _share(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (largest remainders), every share >= 1."""
+    n = len(weights)
+    if total < n:
+        raise TargetLengthError(f"the target length ({total} frames) is too short for {n} text pieces")
+    spare = total - n                  # one frame each first, the rest by weight
+    weight_sum = sum(weights)
+    exact = [spare * w / weight_sum for w in weights]
+    shares = [int(x) for x in exact]
+    order = sorted(range(n), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[: spare - sum(shares)]:
+        shares[i] += 1
+    return [s + 1 for s in shares]
+
+
+def _join(pieces: list[np.ndarray], fade: int) -> np.ndarray:
+    """Concatenate with short fades at the seams (the length is the sum of the pieces)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    out = [p.copy() for p in pieces]
+    for i, piece in enumerate(out):
+        n = min(fade, len(piece) // 2)
+        if n == 0:
+            continue
+        ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+        if i > 0:
+            piece[:n] *= ramp
+        if i < len(out) - 1:
+            piece[-n:] *= ramp[::-1]
+    return np.concatenate(out)
+
+
+def _as_mono_float(wav, name: str) -> np.ndarray:
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().numpy()
+    arr = np.asarray(wav)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise ReferenceAudioError(f"{name} must be mono audio (one channel), got an array of shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    elif not np.issubdtype(arr.dtype, np.floating):
+        raise ReferenceAudioError(f"{name} must hold audio samples, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise ReferenceAudioError(f"{name} contains NaN or infinite samples")
+    return arr
+
+
+def resample_to_16k(wav24: np.ndarray) -> np.ndarray:
+    """24 kHz -> 16 kHz (torchaudio's windowed-sinc resampler; the reference lets librosa load the
+    file at 16 kHz instead, which differs only near the band edge)."""
+    import torchaudio.functional as AF
+
+    x = torch.from_numpy(np.ascontiguousarray(wav24)).view(1, -1)
+    return AF.resample(x, SAMPLE_RATE, SEMANTIC_SAMPLE_RATE).view(-1).numpy()
+
+
+def s2a_steps(num_quantizers: int, n_timesteps: Sequence[int] | None = None) -> list[int]:
+    """The per-layer S2A step counts: the given ones (one per codec layer) or the reference's."""
+    if n_timesteps is None:
+        steps = list(S2A_DEFAULT_STEPS[:num_quantizers])
+        return steps + [1] * (num_quantizers - len(steps))
+    steps = [_count(n, "s2a n_timesteps entries") for n in n_timesteps]
+    if len(steps) != num_quantizers:
+        raise MaskGCTInputError(f"s2a n_timesteps needs {num_quantizers} entries (one per codec layer), "
+                                f"got {len(steps)}")
+    return steps
+
+
+def s2a_planned_steps(target_len: int, steps: Sequence[int]) -> int:
+    """S2A steps over both models (the 1-layer one for layer 0, the full one for the rest)."""
+    return sum(executed_steps(int(n), target_len) for n in steps)
+
+
+def int64(x) -> np.ndarray:
+    """Tokens or codes as they cross a handle: contiguous int64 numpy."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=np.int64)
+
+
+def float32(x) -> np.ndarray:
+    """Audio or features as they cross a handle: contiguous float32 numpy."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# randomness across stages
+
+
+def stage_generator(request: dict, device: str | torch.device) -> torch.Generator | None:
+    """The generator a stage draws from: the state it was handed (``rng``), else a new one seeded
+    with ``seed`` on ``device``, else None (torch's global RNG)."""
+    rng = request.get("rng")
+    if rng is not None:
+        kind = str(rng["device"])
+        state = torch.from_numpy(np.ascontiguousarray(rng["state"], dtype=np.uint8))
+        if kind == "cuda" and not torch.cuda.is_available():
+            # A CUDA stream cannot continue on a CPU-only replica: a CPU generator seeded from the
+            # state keeps the call deterministic (same seed, same audio), on a different stream.
+            digest = hashlib.sha256(state.numpy().tobytes()).digest()
+            return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+        gen = torch.Generator(device=kind)
+        gen.set_state(state)
+        return gen
+    seed = request.get("seed")
+    if seed is None:
+        return None
+    return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+
+def generator_state(gen: torch.Generator | None) -> dict | None:
+    if gen is None:
+        return None
+    return {"device": gen.device.type, "state": np.ascontiguousarray(gen.get_state().numpy(), dtype=np.uint8)}
+
+
+def _on_step(stage: str, request: dict, emit: ProgressFn | None):
+    if emit is None:
+        return None
+    progress = request.get("progress") or {}
+    offset, total = int(progress.get("offset", 0)), progress.get("total")
+
+    def on_step(step: int, n: int) -> None:
+        emit(stage, offset + step, n if total is None else int(total))
+
+    return on_step
+
+
+# ---------------------------------------------------------------------------------------------
+# stages
+
+
+class MaskGCTStages(Protocol):
+    """The model stages as the orchestrator calls them (see the module docstring)."""
+
+    async def semantic_tokens(self, wav16k: np.ndarray) -> np.ndarray:
+        """float32 [L] at 16 kHz -> int64 [P]."""
+
+    async def acoustic_codes(self, wav24k: np.ndarray) -> np.ndarray:
+        """float32 [L] at 24 kHz -> int64 [P, nq]."""
+
+    async def text_to_semantic(self, request: dict) -> dict:
+        """prompt_semantic int64 [P], phone_ids int64 [N], target_len, settings -> {tokens int64 [T], rng}."""
+
+    async def semantic_to_acoustic(self, request: dict) -> dict:
+        """semantic int64 [P + T], prompt_codes int64 [P, nq], settings -> {codes int64 [T, nq], rng}."""
+
+    async def decode(self, codes: np.ndarray) -> np.ndarray:
+        """int64 [T, nq] -> float32 [T * 480] at 24 kHz."""
+
+
+class LocalStages:
+    """The stages of an in-process pipeline (possibly one holding only some components), with numpy
+    in and out: what each component deployment runs (in a worker thread), and what
+    :class:`InlineStages` wraps for :meth:`MaskGCTPipeline.generate`."""
+
+    def __init__(self, pipeline) -> None:
+        self.pipeline = pipeline
+
+    def semantic_tokens(self, wav16k) -> np.ndarray:
+        return int64(self.pipeline.semantic_tokens(wav16k)).reshape(-1)
+
+    def acoustic_codes(self, wav24k) -> np.ndarray:
+        codes = self.pipeline.acoustic_codes(wav24k)
+        return int64(codes.reshape(codes.shape[-2], codes.shape[-1]))
+
+    def text_to_semantic(self, request: dict, emit: ProgressFn | None = None) -> dict:
+        p = self.pipeline
+        gen = stage_generator(request, p.device)
+        tokens = p.text_to_semantic(
+            torch.from_numpy(int64(request["prompt_semantic"])).view(1, -1),
+            torch.from_numpy(int64(request["phone_ids"])).view(1, -1),
+            int(request["target_len"]),
+            n_timesteps=int(request.get("n_timesteps", T2S_STEPS)), cfg=float(request.get("cfg", CFG)),
+            rescale_cfg=float(request.get("rescale_cfg", RESCALE_CFG)),
+            temperature=float(request.get("temperature", T2S_TEMPERATURE)),
+            filter_thres=float(request.get("filter_thres", FILTER_THRES)),
+            generator=gen, on_step=_on_step("t2s", request, emit),
+        )
+        return {"tokens": int64(tokens).reshape(-1), "rng": generator_state(gen)}
+
+    def semantic_to_acoustic(self, request: dict, emit: ProgressFn | None = None) -> dict:
+        p = self.pipeline
+        gen = stage_generator(request, p.device)
+        prompt_codes = int64(request["prompt_codes"])
+        codes = p.semantic_to_acoustic(
+            torch.from_numpy(int64(request["semantic"])).view(1, -1),
+            torch.from_numpy(prompt_codes).view(1, *prompt_codes.shape[-2:]),
+            n_timesteps=request.get("n_timesteps"), cfg=float(request.get("cfg", CFG)),
+            rescale_cfg=float(request.get("rescale_cfg", RESCALE_CFG)),
+            temperature=float(request.get("temperature", S2A_TEMPERATURE)),
+            filter_thres=float(request.get("filter_thres", FILTER_THRES)),
+            generator=gen, on_step=_on_step("s2a", request, emit),
+        )
+        return {"codes": int64(codes.reshape(codes.shape[-2], codes.shape[-1])), "rng": generator_state(gen)}
+
+    def decode(self, codes) -> np.ndarray:
+        return float32(self.pipeline.decode(torch.from_numpy(int64(codes))))
+
+
+class InlineStages:
+    """:class:`LocalStages` as coroutines that never suspend (for :func:`run_inline`); the generating
+    stages report their steps to ``on_progress``."""
+
+    def __init__(self, local: LocalStages, on_progress: ProgressFn | None = None) -> None:
+        self.local = local
+        self.on_progress = on_progress
+
+    async def semantic_tokens(self, wav16k):
+        return self.local.semantic_tokens(wav16k)
+
+    async def acoustic_codes(self, wav24k):
+        return self.local.acoustic_codes(wav24k)
+
+    async def text_to_semantic(self, request):
+        return self.local.text_to_semantic(request, self.on_progress)
+
+    async def semantic_to_acoustic(self, request):
+        return self.local.semantic_to_acoustic(request, self.on_progress)
+
+    async def decode(self, codes):
+        return self.local.decode(codes)
+
+
+def run_inline(coro: Awaitable[T]) -> T:
+    """Run a coroutine that never suspends (all its stages are :class:`InlineStages`) to its end,
+    here, without an event loop: works from plain threads and from inside a running loop alike."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("an inline MaskGCT stage suspended; in-process stages must not wait on anything")
+
+
+async def _inline(fn: Callable[..., T], *args) -> T:
+    return fn(*args)
+
+
+async def in_thread(fn: Callable[..., T], *args) -> T:
+    """Offload for an event loop that must stay free: CPU work in a worker thread."""
+    return await asyncio.to_thread(fn, *args)
+
+
+# ---------------------------------------------------------------------------------------------
+# the orchestration
+
+
+class MaskGCTOrchestrator:
+    """Checks, G2P and the whole flow of one MaskGCT call over any :class:`MaskGCTStages`.
+
+    ``g2p``: a :class:`models.text.G2P`. ``num_quantizers``: the acoustic codec's layers.
+    ``offload(fn, *args)``: how CPU work outside the stages (checks, resampling, G2P) runs: inline
+    by default, :func:`in_thread` on an event loop that must stay free.
+    """
+
+    def __init__(self, g2p, num_quantizers: int, *,
+                 max_target_seconds: float | None = DEFAULT_MAX_TARGET_SECONDS,
+                 offload: Callable[..., Awaitable[Any]] | None = None) -> None:
+        self.g2p = g2p
+        self.num_quantizers = int(num_quantizers)
+        self.max_target_seconds = max_target_seconds
+        self.offload = offload or _inline
+
+    # --- checks --------------------------------------------------------------------------------
+
+    @staticmethod
+    def target_frames(target_len_s: float) -> int:
+        """Frames for a target length in seconds (``floor(s * 50)``, tolerant to float noise)."""
+        seconds = _nonneg_float(target_len_s, "target_len_s", positive=True)
+        frames = int(math.floor(seconds * FRAME_RATE + 1e-6))
+        if frames < 1:
+            raise TargetLengthError(f"target_len_s must be at least {1 / FRAME_RATE} s, got {seconds}")
+        return frames
+
+    def s2a_steps(self, n_timesteps: Sequence[int] | None = None) -> list[int]:
+        return s2a_steps(self.num_quantizers, n_timesteps)
+
+    def language(self, language: str, text: str, what: str) -> str:
+        """Canonical language of ``text`` (``"auto"`` detects it); UnsupportedLanguage when the G2P
+        cannot convert it."""
+        if language == "auto":
+            lang = detect_language(text)
+        else:
+            lang = normalize_language(language)
+        if lang not in SUPPORTED_LANGUAGES:
+            # The G2P's own refusal (e.g. Japanese), without converting anything.
+            self.g2p.g2p("", lang)
+            raise LanguageUnavailable(lang, f"{what}: language {lang!r} cannot be converted")
+        return lang
+
+    @staticmethod
+    def text(text, what: str) -> str:
+        if not isinstance(text, str):
+            raise EmptyTextError(f"{what} must be a string")
+        if not text.strip():
+            raise EmptyTextError(f"{what} is empty")
+        return text
+
+    @staticmethod
+    def reference(wav24k) -> np.ndarray:
+        wav = _as_mono_float(wav24k, "reference audio")
+        if len(wav) < MIN_REFERENCE_SECONDS * SAMPLE_RATE:
+            raise ReferenceAudioError(
+                f"reference audio too short: {len(wav) / SAMPLE_RATE:.2f} s, at least {MIN_REFERENCE_SECONDS} s needed"
+            )
+        if float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) < SILENCE_RMS:
+            raise ReferenceAudioError("reference audio is silent")
+        return wav
+
+    def check_total(self, frames: int) -> None:
+        if self.max_target_seconds is not None and frames > self.max_target_seconds * FRAME_RATE:
+            raise TargetLengthError(
+                f"target too long: {frames / FRAME_RATE:.1f} s of speech, at most {self.max_target_seconds:g} s"
+            )
+
+    def _checked(self, text, language, reference_wav_24k, reference_text, target_len_s, n_timesteps, cfg,
+                 temperature, seed, reference_language, rescale_cfg, s2a_timesteps, s2a_cfg, s2a_rescale_cfg,
+                 s2a_temperature, filter_thres, max_chars) -> dict:
+        """Every input check, before any model runs; the normalised settings."""
+        text = self.text(text, "text")
+        reference_text = self.text(reference_text, "reference_text")
+        lang = self.language(language, text, "text")
+        ref_lang = self.language(language if reference_language is None else reference_language,
+                                 reference_text, "reference_text")
+        if max_chars is None:
+            max_chars = DEFAULT_MAX_CHARS.get(lang, FALLBACK_MAX_CHARS)
+        pieces = split_sentences(text, lang, _count(max_chars, "max_chars"))
+        if not pieces:
+            raise EmptyTextError("text is empty")
+        total_frames = None if target_len_s is None else self.target_frames(target_len_s)
+        if total_frames is not None:
+            self.check_total(total_frames)
+        c = dict(reference_text=reference_text, lang=lang, ref_lang=ref_lang, pieces=pieces,
+                 total_frames=total_frames)
+        c["n_timesteps"] = _count(n_timesteps, "n_timesteps")
+        c["s2a_steps"] = self.s2a_steps(s2a_timesteps)
+        c["cfg"], c["s2a_cfg"] = _nonneg_float(cfg, "cfg"), _nonneg_float(s2a_cfg, "s2a_cfg")
+        c["rescale_cfg"] = _nonneg_float(rescale_cfg, "rescale_cfg")
+        c["s2a_rescale_cfg"] = _nonneg_float(s2a_rescale_cfg, "s2a_rescale_cfg")
+        c["temperature"] = _nonneg_float(temperature, "temperature", positive=True)
+        c["s2a_temperature"] = _nonneg_float(s2a_temperature, "s2a_temperature", positive=True)
+        c["filter_thres"] = _nonneg_float(filter_thres, "filter_thres")
+        if c["filter_thres"] >= 1:
+            raise MaskGCTInputError(f"filter_thres must be below 1, got {c['filter_thres']}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= int(seed) < 2**63):
+            raise MaskGCTInputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+        c["seed"] = None if seed is None else int(seed)
+        c["wav24"] = self.reference(reference_wav_24k)
+        c["wav16"] = resample_to_16k(c["wav24"])
+        return c
+
+    def _phones(self, c: dict) -> tuple[list[int], list[list[int]]]:
+        prompt_phones = list(self.g2p.phone_ids(c["reference_text"], c["ref_lang"]))
+        if not prompt_phones:
+            raise EmptyTextError("reference_text has nothing to pronounce")
+        piece_phones = [list(ids) for ids in (self.g2p.phone_ids(p, c["lang"]) for p in c["pieces"]) if ids]
+        if not piece_phones:
+            raise EmptyTextError("text has nothing to pronounce")
+        return prompt_phones, piece_phones
+
+    # --- the whole thing -----------------------------------------------------------------------
+
+    async def generate(
+        self,
+        stages: MaskGCTStages,
+        text: str,
+        language: str,
+        reference_wav_24k: np.ndarray,
+        reference_text: str,
+        target_len_s: float | None = None,
+        n_timesteps: int = T2S_STEPS,
+        cfg: float = CFG,
+        temperature: float = T2S_TEMPERATURE,
+        seed: int | None = None,
+        on_progress: ProgressFn | None = None,
+        *,
+        reference_language: str | None = None,
+        rescale_cfg: float = RESCALE_CFG,
+        s2a_timesteps: Sequence[int] | None = None,
+        s2a_cfg: float = CFG,
+        s2a_rescale_cfg: float = RESCALE_CFG,
+        s2a_temperature: float = S2A_TEMPERATURE,
+        filter_thres: float = FILTER_THRES,
+        max_chars: int | None = None,
+    ) -> np.ndarray:
+        """See :meth:`models.maskgct.pipeline.MaskGCTPipeline.generate`. ``on_progress`` gets the
+        stages this orchestration runs itself (prompts, G2P, decode); the generating stages report
+        their own steps (``progress`` in their requests)."""
+        # --- cheap checks first: nothing runs on a request that must fail
+        c = await self.offload(
+            self._checked, text, language, reference_wav_24k, reference_text, target_len_s, n_timesteps, cfg,
+            temperature, seed, reference_language, rescale_cfg, s2a_timesteps, s2a_cfg, s2a_rescale_cfg,
+            s2a_temperature, filter_thres, max_chars,
+        )
+
+        def progress(stage: str, step: int, total: int) -> None:
+            if on_progress is not None:
+                on_progress(stage, step, total)
+
+        # --- prompts
+        prompt_semantic = int64(await stages.semantic_tokens(c["wav16"])).reshape(-1)
+        progress("semantic_prompt", 1, 1)
+        prompt_codes = int64(await stages.acoustic_codes(c["wav24"]))
+        progress("acoustic_prompt", 1, 1)
+        n_prompt = min(prompt_semantic.shape[0], prompt_codes.shape[0])
+        if n_prompt < 1:
+            raise ReferenceAudioError("the reference audio is too short")
+        prompt_semantic = np.ascontiguousarray(prompt_semantic[:n_prompt])
+        prompt_codes = np.ascontiguousarray(prompt_codes[:n_prompt])
+
+        # --- text
+        prompt_phones, piece_phones = await self.offload(self._phones, c)
+        progress("g2p", 1, 1)
+        if c["total_frames"] is not None:
+            lengths = _share(c["total_frames"], [len(ids) for ids in piece_phones])
+        else:
+            lengths = [max(1, int(len(c["wav16"]) * len(ids) / len(prompt_phones) / SEMANTIC_SAMPLE_RATE
+                                  * FRAME_RATE))
+                       for ids in piece_phones]
+            self.check_total(sum(lengths))
+        rng = None
+
+        # --- T2S, every piece
+        n_steps = c["n_timesteps"]
+        t2s_total = sum(executed_steps(n_steps, n) for n in lengths)
+        semantics, done = [], 0
+        for ids, n in zip(piece_phones, lengths):
+            answer = await stages.text_to_semantic({
+                "prompt_semantic": prompt_semantic, "phone_ids": int64(prompt_phones + ids), "target_len": n,
+                "n_timesteps": n_steps, "cfg": c["cfg"], "rescale_cfg": c["rescale_cfg"],
+                "temperature": c["temperature"], "filter_thres": c["filter_thres"], "seed": c["seed"], "rng": rng,
+                "progress": {"offset": done, "total": t2s_total},
+            })
+            rng = answer["rng"]
+            done += executed_steps(n_steps, n)
+            semantics.append(int64(answer["tokens"]).reshape(-1))
+
+        # --- S2A, every piece
+        steps = c["s2a_steps"]
+        s2a_total = sum(s2a_planned_steps(n, steps) for n in lengths)
+        codes, done = [], 0
+        for semantic, n in zip(semantics, lengths):
+            answer = await stages.semantic_to_acoustic({
+                "semantic": np.concatenate([prompt_semantic, semantic]), "prompt_codes": prompt_codes,
+                "n_timesteps": steps, "cfg": c["s2a_cfg"], "rescale_cfg": c["s2a_rescale_cfg"],
+                "temperature": c["s2a_temperature"], "filter_thres": c["filter_thres"], "seed": c["seed"],
+                "rng": rng, "progress": {"offset": done, "total": s2a_total},
+            })
+            rng = answer["rng"]
+            done += s2a_planned_steps(n, steps)
+            codes.append(int64(answer["codes"]))
+
+        # --- decode, every piece
+        audio = []
+        for i, piece_codes in enumerate(codes, start=1):
+            audio.append(float32(await stages.decode(piece_codes)).reshape(-1))
+            progress("decode", i, len(codes))
+        return _join(audio, int(JOIN_FADE_SECONDS * SAMPLE_RATE)).astype(np.float32, copy=False)
