@@ -1,0 +1,49 @@
+"""The Serve config files describe the application the code builds, and the local one fits one
+small machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from models import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_MACHINE_CORES = 2
+
+
+def _deployments(name: str) -> dict[str, dict]:
+    config = yaml.safe_load((ROOT / "config" / name).read_text())
+    (app,) = config["applications"]
+    assert app["import_path"] == "serve_app.application:build_app"
+    return {d["name"]: d for d in app["deployments"]}
+
+
+def _expected() -> set[str]:
+    return {"AmphionIngress"} | {d for m in registry.built_models() for d in m.deployments}
+
+
+def test_both_configs_list_every_deployment():
+    assert set(_deployments("serve.yaml")) == _expected()
+    assert set(_deployments("serve.local.yaml")) == _expected()
+
+
+def test_local_config_fits_a_two_core_machine():
+    total = sum(d.get("num_replicas", 1) * d.get("ray_actor_options", {}).get("num_cpus", 1)
+                for d in _deployments("serve.local.yaml").values())
+    assert total <= LOCAL_MACHINE_CORES, f"local replicas ask for {total} CPUs"
+    assert all("num_gpus" not in d.get("ray_actor_options", {}) for d in _deployments("serve.local.yaml").values())
+
+
+def test_production_config_uses_gpus_autoscaling_and_pretrained_weights():
+    config = yaml.safe_load((ROOT / "config" / "serve.yaml").read_text())
+    (app,) = config["applications"]
+    assert app["args"]["weights"] == "pretrained" and app["args"]["dev_mode"] is False
+    for name, d in _deployments("serve.yaml").items():
+        assert "autoscaling_config" in d and d["graceful_shutdown_timeout_s"] >= 300, name
+        assert "max_queued_requests" in d and "health_check_period_s" in d, name
+    gpu = {n for n, d in _deployments("serve.yaml").items() if d["ray_actor_options"].get("num_gpus")}
+    assert {"BigVGAN", "HiFiGAN", "NSFHiFiGAN", "MaskGCTT2S", "MaskGCTS2A"} <= gpu
+    assert all(0 < d["ray_actor_options"].get("num_gpus", 0) < 1 for n, d in _deployments("serve.yaml").items()
+               if n in gpu)
