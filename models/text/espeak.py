@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 import threading
 
-__all__ = ["PUNCTUATION_MARKS", "EspeakUnavailable", "EspeakPhonemizer", "espeak_version"]
+__all__ = ["PUNCTUATION_MARKS", "PUNCTUATION_TO_ASCII", "EspeakUnavailable", "EspeakPhonemizer", "espeak_version"]
 
 #: The punctuation marks that survive normalisation and become phones.
 PUNCTUATION_MARKS = ",.?!;:'…"
 
-_TO_ASCII = (
+PUNCTUATION_TO_ASCII = (
     ("，", ","),
     ("。", "."),
     ("！", "!"),
@@ -48,7 +48,7 @@ class EspeakUnavailable(RuntimeError):
 
 def _normalize_line(line: str) -> str:
     line = line.strip()
-    for src, dst in _TO_ASCII:
+    for src, dst in PUNCTUATION_TO_ASCII:
         line = line.replace(src, dst)
     line = _DROP.sub("", line)
     line = _TIGHTEN.sub(r"\1", line)

@@ -20,6 +20,7 @@ import re
 import threading
 from pathlib import Path
 
+from .espeak import PUNCTUATION_TO_ASCII
 from .polyphone import PolyphoneBert
 
 __all__ = ["Mandarin", "MANDARIN_DATA_FILES"]
@@ -43,21 +44,8 @@ _KEEP_ER = frozenset({"女儿", "老儿", "男儿", "少儿", "小儿"})
 _DIGITS_AFTER_YI = frozenset("零一二三四五六七八九十")
 _YI_STOP = frozenset("：，；。？！“”‘’':,;.?!()（）{}【】[]-~`、 ")
 
-_FULLWIDTH = (
-    ("，", ","),
-    ("。", "."),
-    ("！", "!"),
-    ("？", "?"),
-    ("；", ";"),
-    ("：", ":"),
-    ("、", ","),
-    ("‘", "'"),
-    ("’", "'"),
-    ("⋯", "…"),
-    ("···", "…"),
-    ("・・・", "…"),
-    ("...", "…"),
-)
+# Full-width and multi-dot punctuation -> the ASCII marks the phone set knows (shared with espeak).
+_FULLWIDTH = PUNCTUATION_TO_ASCII
 _WHITESPACE = re.compile(r"\s+")
 _NOT_KEPT = re.compile(r"[^\u4e00-\u9fff\s_,.?!;:'…]")
 _AROUND_MARK = re.compile(r"\s*([,.?!;:'…])\s*")
