@@ -322,3 +322,18 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
             msg += _listing("shape mismatches", mismatched)
         raise CheckpointKeyError(msg)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True, assign=assign)
+
+
+def build_or_load(factory, state_dict: dict | None, *, source: str, seed: int, device, dtype) -> nn.Module:
+    """`factory()` in eval mode on `device`/`dtype`: with `state_dict` loaded strictly (built on the
+    meta device first, so the weights are never held twice), else with seeded random weights (the
+    tiny / test profile; the global RNG is left as it was)."""
+    if state_dict is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = factory()
+    else:
+        with torch.device("meta"):
+            model = factory()
+        load_state_dict_strict(model, state_dict, source, assign=True)
+    return model.to(device=device, dtype=dtype).eval()

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from models.blocks.diff_llama import DiffLlama, load_state_dict_strict
+from models.blocks.diff_llama import DiffLlama, build_or_load
 from models.blocks.masked_generation import (
     DecodingStep,
     NoiseSource,
@@ -316,15 +316,7 @@ def build_s2a_model(config: S2AConfig, state_dict: dict[str, torch.Tensor] | Non
                     dtype: torch.dtype = torch.float32) -> MaskGCTS2A:
     """A :class:`MaskGCTS2A` in eval mode: with ``state_dict`` loaded strictly, else with seeded random
     weights (the tiny / test profile)."""
-    if state_dict is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MaskGCTS2A(config)
-    else:
-        with torch.device("meta"):
-            model = MaskGCTS2A(config)
-        load_state_dict_strict(model, state_dict, source, assign=True)
-    return model.to(device=device, dtype=dtype).eval()
+    return build_or_load(lambda: MaskGCTS2A(config), state_dict, source=source, seed=seed, device=device, dtype=dtype)
 
 
 def load_s2a_model(weights: str | Path, variant: str, config: S2AConfig | str | Path | dict | None = None, *,

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from models.blocks.diff_llama import DiffLlamaPrefix, load_state_dict_strict
+from models.blocks.diff_llama import DiffLlamaPrefix, build_or_load
 from models.blocks.masked_generation import (
     DecodingStep,
     NoiseSource,
@@ -188,15 +188,7 @@ def build_t2s_model(config: T2SConfig, state_dict: dict[str, torch.Tensor] | Non
                     dtype: torch.dtype = torch.float32) -> MaskGCTT2S:
     """A :class:`MaskGCTT2S` in eval mode: with ``state_dict`` loaded strictly, else with seeded random
     weights (the tiny / test profile)."""
-    if state_dict is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MaskGCTT2S(config)
-    else:
-        with torch.device("meta"):
-            model = MaskGCTT2S(config)
-        load_state_dict_strict(model, state_dict, source, assign=True)
-    return model.to(device=device, dtype=dtype).eval()
+    return build_or_load(lambda: MaskGCTT2S(config), state_dict, source=source, seed=seed, device=device, dtype=dtype)
 
 
 def load_t2s_model(weights: str | Path, config: T2SConfig | str | Path | dict | None = None, *,
