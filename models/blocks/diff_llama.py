@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn as nn
+
+from models.vocoders.checkpoints import load_exact
 import torch.nn.functional as F
 
 __all__ = [
@@ -275,15 +277,6 @@ class CheckpointKeyError(RuntimeError):
     """A state dict that does not fit the model built from its configuration."""
 
 
-_MAX_LISTED = 20
-
-
-def _listing(title: str, keys: list[str]) -> str:
-    shown = ", ".join(keys[:_MAX_LISTED])
-    more = f" ... (+{len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else ""
-    return f"\n  {title} ({len(keys)}): {shown}{more}"
-
-
 def _ignored_empty(model: nn.Module) -> set[str]:
     """Full key names of empty leftovers that sub-modules declare (``IGNORED_EMPTY_KEYS``)."""
     out = set()
@@ -304,24 +297,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     """
     ignored = _ignored_empty(model) | set(ignore_empty)
     sd = {k: v for k, v in state_dict.items() if not (k in ignored and v.numel() == 0)}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    mismatched = sorted(
-        f"{k} {tuple(sd[k].shape)} vs expected {tuple(expected[k].shape)}"
-        for k in set(sd) & set(expected)
-        if tuple(sd[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or mismatched:
-        msg = f"{source} does not match the {type(model).__name__} built from its config:"
-        if missing:
-            msg += _listing("missing keys", missing)
-        if unexpected:
-            msg += _listing("unexpected keys", unexpected)
-        if mismatched:
-            msg += _listing("shape mismatches", mismatched)
-        raise CheckpointKeyError(msg)
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True, assign=assign)
+    load_exact(model, sd, source, error=CheckpointKeyError, assign=assign)
 
 
 def build_or_load(factory, state_dict: dict | None, *, source: str, seed: int, device, dtype) -> nn.Module:

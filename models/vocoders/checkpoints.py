@@ -126,16 +126,17 @@ def _listing(title: str, keys: list[str]) -> str:
     return f"\n  {title} ({len(keys)}): {shown}{more}"
 
 
-def load_generator_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Strict load with a readable error (missing / unexpected / mis-shaped keys)."""
-    sd = adapt_weight_norm_keys(model, strip_prefixes(state_dict))
+def load_exact(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint", *,
+               error: type[Exception] = CheckpointError, assign: bool = False) -> None:
+    """Load `sd` requiring exactly the model's keys and shapes; otherwise raise `error` naming the
+    missing, unexpected and mis-shaped keys. Every model family's strict loading ends here."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
     mismatched = sorted(
         f"{k} {tuple(sd[k].shape)} vs expected {tuple(expected[k].shape)}"
         for k in set(sd) & set(expected)
-        if sd[k].shape != expected[k].shape
+        if tuple(sd[k].shape) != tuple(expected[k].shape)
     )
     if missing or unexpected or mismatched:
         msg = f"{source} does not match the {type(model).__name__} built from its config:"
@@ -145,8 +146,13 @@ def load_generator_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor
             msg += _listing("unexpected keys", unexpected)
         if mismatched:
             msg += _listing("shape mismatches", mismatched)
-        raise CheckpointError(msg)
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True)
+        raise error(msg)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True, assign=assign)
+
+
+def load_generator_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Strict load with a readable error (missing / unexpected / mis-shaped keys)."""
+    load_exact(model, adapt_weight_norm_keys(model, strip_prefixes(state_dict)), source)
 
 
 # ---------------------------------------------------------------------------------------------
