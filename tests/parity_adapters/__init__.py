@@ -1,6 +1,6 @@
 """Registry of parity adapters: fixture folder name -> :class:`Adapter`.
 
-Each family module registers its folders on import; add a module per family and import it below.
+Each family module registers its folders on import; add a module per family.
 Folders without an adapter are skipped by the runner with a reason naming them.
 """
 
@@ -17,10 +17,13 @@ def register(folder_name: str, adapter: Adapter) -> None:
     ADAPTERS[folder_name] = adapter
 
 
-# Family modules (import for their register() side effect).
-from . import vocoders  # noqa: E402,F401
-from . import maskgct_g2p  # noqa: E402,F401
-from . import maskgct_generation  # noqa: E402,F401
-from . import maskgct_codecs  # noqa: E402,F401
+# Family modules register themselves on import: every module of this package except `base` is a
+# family module, so adding a family is adding a file (no list to edit here).
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    if _module != "base":
+        _importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["ADAPTERS", "Adapter", "register"]
