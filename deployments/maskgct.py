@@ -11,6 +11,8 @@ deployment                  service (plain class)                            run
 ``MaskGCTS2A``              :class:`MaskGCTS2AService`                       1-layer + full S2A decoding
 ``MaskGCT``                 :class:`MaskGCTService`                          G2P and the orchestration;
                                                                              calls the others by handle
+``WhisperASR`` (shared)     :class:`deployments.asr.WhisperASRService`       the prompt's transcript when
+                                                                             a request has none
 ==========================  ===============================================  ==========================
 
 The pipeline deployment runs :class:`models.maskgct.orchestration.MaskGCTOrchestrator`, the very
@@ -48,6 +50,10 @@ T2S = "MaskGCTT2S"
 S2A = "MaskGCTS2A"
 #: The component deployments the pipeline calls, in the order the stages run.
 COMPONENTS = (SEMANTIC, ACOUSTIC_CODEC, T2S, S2A)
+#: Optional: only requests without ``reference_text`` need it.
+ASR = "WhisperASR"
+#: The demo keeps whole ASR segments until one ends at or after this many seconds of the prompt.
+PROMPT_SECONDS = 4.0
 INFO_TIMEOUT_S = 2.5
 
 
@@ -282,8 +288,30 @@ class MaskGCTService:
         return {"status": "ready", "running": True, "weights": weights,
                 "detail": infos[T2S].get("detail") or ""}
 
+    async def _transcribed_prompt(self, stages: HandleStages, reference: np.ndarray, progress) -> tuple:
+        """No transcript given: Whisper transcribes the reference and detects its language, and the
+        prompt is cut as the reference demo does (whole segments up to about the first 4 s), so the
+        text matches the audio kept. -> (reference cut, its transcript, its language)."""
+        from models.text.g2p import SUPPORTED_LANGUAGES
+
+        if ASR not in self.components:
+            raise ModelUnavailable("MaskGCT needs `reference_text` here: speech recognition (WhisperASR) "
+                                   "is not part of this application")
+        heard = await stages._call(ASR, "prompt", np.ascontiguousarray(reference, dtype=np.float32),
+                                   SAMPLE_RATE, PROMPT_SECONDS)
+        if not heard["text"].strip():
+            raise InvalidModelInput("reference_audio: no speech was recognised in it; send `reference_text` "
+                                    "(its transcript) if it does hold speech")
+        if heard["language"] not in SUPPORTED_LANGUAGES:
+            raise InvalidModelInput(
+                f"reference_audio: its speech was recognised as language {heard['language']!r}, which MaskGCT "
+                f"cannot phonemize (supported: {', '.join(SUPPORTED_LANGUAGES)}); send `reference_text`")
+        progress.step("asr", 1, 1)
+        keep = max(1, int(round(float(heard["seconds"]) * SAMPLE_RATE)))
+        return reference[:keep], heard["text"], heard["language"]
+
     async def synthesize(self, payload: dict) -> dict:
-        """payload: text, language, reference (float32 24 kHz), reference_text, target_len,
+        """payload: text, language, reference (float32 24 kHz), reference_text (None: transcribed), target_len,
         n_timesteps, cfg, temperature, seed, subtype, task_id."""
         from models.maskgct.orchestration import MaskGCTInputError, MaskGCTOrchestrator, in_thread
         from models.text.g2p import UnsupportedLanguage
@@ -293,14 +321,20 @@ class MaskGCTService:
         task_id = payload.get("task_id")
         progress = ProgressReporter(self.store, task_id)
         orchestrator = MaskGCTOrchestrator(g2p, spec["num_quantizers"], offload=in_thread)
+        stages = HandleStages(self.components, task_id)
         started = time.perf_counter()
+        reference, reference_text = payload["reference"], payload["reference_text"]
+        reference_language = None
+        if reference_text is None:
+            reference, reference_text, reference_language = await self._transcribed_prompt(stages, reference, progress)
         try:
             wave = await orchestrator.generate(
-                HandleStages(self.components, task_id),
+                stages,
                 text=payload["text"],
                 language=payload["language"],
-                reference_wav_24k=payload["reference"],
-                reference_text=payload["reference_text"],
+                reference_wav_24k=reference,
+                reference_text=reference_text,
+                reference_language=reference_language,
                 target_len_s=payload.get("target_len"),
                 n_timesteps=payload.get("n_timesteps", 25),
                 cfg=payload.get("cfg", 2.5),

@@ -28,9 +28,11 @@ class ModelInfo:
 
 _MODELS: tuple[ModelInfo, ...] = (
     # Text to speech
-    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",), deployments=("MaskGCT", "W2VBertSemantic", "MaskGCTAcousticCodec", "MaskGCTT2S", "MaskGCTS2A"),
+    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",), deployments=("MaskGCT", "W2VBertSemantic", "MaskGCTAcousticCodec", "MaskGCTT2S", "MaskGCTS2A",
+                                        "WhisperASR"),
               sample_rate=24000,
-              notes="MaskGCT zero-shot TTS: w2v-bert-2.0 semantic prompt, T2S, S2A, acoustic codec"),
+              notes="MaskGCT zero-shot TTS: w2v-bert-2.0 semantic prompt, T2S, S2A, acoustic codec; "
+                    "Whisper transcribes prompts sent without reference_text"),
     ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",)),
     ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",)),
     ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",)),
@@ -84,7 +86,10 @@ def official_weights() -> dict:
 
     Imported lazily: the file table lives next to each model's loading code.
     """
+    from models.asr.whisper import WHISPER_FILES
     from models.maskgct.official import OFFICIAL_PIPELINE_FILES
     from models.vocoders import OFFICIAL as vocoder_files
 
-    return {**vocoder_files, **{f"maskgct/{name}": files for name, files in OFFICIAL_PIPELINE_FILES.items()}}
+    return {**vocoder_files, **{f"maskgct/{name}": files for name, files in OFFICIAL_PIPELINE_FILES.items()},
+            # Prompt transcripts for the TTS pipelines (requests without reference_text).
+            "maskgct/asr": WHISPER_FILES}

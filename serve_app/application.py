@@ -10,7 +10,8 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.maskgct import COMPONENT_DEPLOYMENTS, MaskGCTDeployment
+from deployments.asr import DEPLOYMENT_NAME as ASR_NAME, WhisperASRDeployment
+from deployments.maskgct import COMPONENT_DEPLOYMENTS as MASKGCT_COMPONENTS, MaskGCTDeployment
 from deployments.vocoder import VocoderDeployment
 from models import registry
 from serve_app.ingress import AmphionIngress
@@ -25,6 +26,11 @@ REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 # RSS only grows; these make large blocks come from mmap and go back to the OS when freed.
 # Ingress only: model replicas reuse big tensors, where mmap per allocation would cost page faults.
 INGRESS_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+
+
+#: Component deployments by name. A pipeline lists the ones it calls after its own name in
+#: ``registry.ModelInfo.deployments``; one shared by several pipelines (Whisper, w2v-bert) is bound once.
+COMPONENT_DEPLOYMENTS = {**MASKGCT_COMPONENTS, ASR_NAME: WhisperASRDeployment}
 
 
 class AppArgs(Settings):
@@ -44,6 +50,15 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
     """Bind every built model deployment and the ingress (MaskGCT: its component deployments too,
     handed to the MaskGCT pipeline deployment as handles). Replica counts and batching normally
     come from the config file; tests and benchmarks pass them here."""
+    loading = dict(weights=parsed.weights, device=parsed.device, torch_threads=parsed.torch_threads,
+                   cache_dir=parsed.cache_dir)
+    bound_components: dict = {}
+
+    def component(name: str):
+        if name not in bound_components:
+            bound_components[name] = COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading)
+        return bound_components[name]
+
     handles = {}
     for model in registry.built_models():
         if model.task == "vocoder":
@@ -51,17 +66,10 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
             options = {"name": name}
             if vocoder_user_config is not None:
                 options["user_config"] = vocoder_user_config
-            handles[name] = VocoderDeployment.options(**options).bind(
-                model.key, weights=parsed.weights, device=parsed.device,
-                torch_threads=parsed.torch_threads, cache_dir=parsed.cache_dir,
-            )
+            handles[name] = VocoderDeployment.options(**options).bind(model.key, **loading)
         elif model.key == "maskgct":
-            # One deployment per model component; the pipeline deployment (deployments[0]) gets
-            # their handles and composes them.
-            loading = dict(weights=parsed.weights, device=parsed.device, torch_threads=parsed.torch_threads,
-                           cache_dir=parsed.cache_dir)
-            components = {name: COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading)
-                          for name in model.deployments[1:]}
+            # The pipeline deployment (deployments[0]) gets its components' handles and composes them.
+            components = {name: component(name) for name in model.deployments[1:]}
             name = model.deployments[0]
             handles[name] = MaskGCTDeployment.options(name=name).bind(components, **loading)
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})

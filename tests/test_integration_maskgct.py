@@ -32,6 +32,7 @@ def reference_wav(seconds=3.0, sr=24000):
 def synthesize(served, key, seed=7, target_len="2.0", task_id=None, **overrides):
     data = {"text": "Hello world, this is a test.", "reference_text": "A reference sentence spoken here.",
             "language": "en", "target_len": target_len, "seed": str(seed), "n_timesteps": "8", **overrides}
+    data = {k: v for k, v in data.items() if v is not None}  # None: leave the field out
     headers = {"X-API-Key": key}
     if task_id:
         headers["X-Task-ID"] = task_id
@@ -69,6 +70,37 @@ def test_maskgct_speech_of_requested_length_with_step_progress(served):
     assert [e["step"] for e in t2s] == list(range(1, t2s[0]["total_steps"] + 1))
     assert len(s2a) == s2a[0]["total_steps"] and s2a[-1]["step"] == s2a[-1]["total_steps"]
     assert events[-1]["status"] == "completed"
+
+
+def test_maskgct_without_reference_text_transcribes_the_reference(served):
+    """Whisper (the shared WhisperASR deployment) supplies the prompt transcript: an "asr" progress
+    stage, then speech of the requested length; reproducible like any other request."""
+    key = served.fresh_key()
+    task_id = f"it-maskgct-asr-{time.time_ns()}"
+
+    async def scenario():
+        events = []
+
+        async def listen():
+            async with websockets.connect(f"{served.ws_url}/ws/progress/{task_id}",
+                                          additional_headers={"X-API-Key": key}) as ws:
+                async for message in ws:
+                    events.append(json.loads(message))
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.5)
+        response = await asyncio.to_thread(synthesize, served, key, 5, "1.0", task_id, reference_text=None)
+        await asyncio.wait_for(listener, 30)
+        return response, events
+
+    r, events = asyncio.run(scenario())
+    assert r.status_code == 200, r.text
+    out, sr = sf.read(io.BytesIO(r.content), dtype="float32")
+    assert sr == 24000 and len(out) == 24000
+    stages = [e["stage"] for e in events]
+    assert "asr" in stages and stages.index("asr") < stages.index("t2s")
+    again = synthesize(served, key, 5, "1.0", reference_text=None)
+    assert again.status_code == 200 and again.content == r.content
 
 
 def test_maskgct_same_seed_same_audio(served):

@@ -146,8 +146,11 @@ def services():
     from serve_app.state import LocalStateStore, StateCore
 
     store = LocalStateStore(StateCore())
+    from deployments.asr import WhisperASRService
+
     classes = (W2VBertSemanticService, MaskGCTAcousticCodecService, MaskGCTT2SService, MaskGCTS2AService)
     components = {name: LocalHandle(cls(weights="tiny", store=store)) for name, cls in zip(COMPONENTS, classes)}
+    components["WhisperASR"] = LocalHandle(WhisperASRService(weights="tiny"))
     old = os.environ.get(DATA_DIR_ENV)
     os.environ[DATA_DIR_ENV] = str(G2P_DATA)
     try:
@@ -220,3 +223,57 @@ def test_a_component_without_weights_makes_the_pipeline_unavailable(services, mo
     assert info["status"] == "unavailable" and S2A in info["detail"]
     with pytest.raises(ModelUnavailable):
         asyncio.run(pipeline.describe())
+
+
+def test_without_reference_text_the_prompt_is_transcribed_and_cut(pipe, services):
+    """Whisper's transcript, language and cut are what the pipeline then runs with: the same audio as
+    the in-process pipeline given that cut reference, transcript and language."""
+    from deployments.asr import WhisperASRService
+    from serve_app.audio_io import encode_wav
+
+    pipeline, _, store = services
+    reference = _reference(seconds=6.0)
+    heard = asyncio.run(WhisperASRService(weights="tiny").prompt(reference, SR, 4.0))
+    payload = {"text": "Hello world.", "language": "en", "reference": reference, "reference_text": None,
+               "target_len": 1.0, "n_timesteps": 3, "seed": 2, "subtype": "PCM_16", "task_id": "composed-asr-0001"}
+
+    async def scenario():
+        result = await pipeline.synthesize(payload)
+        events, _ = await store.wait_events(payload["task_id"], 0, 1.0)
+        return result, events
+
+    result, events = asyncio.run(scenario())
+    cut = reference[: int(round(heard["seconds"] * SR))]
+    expected = pipe.generate("Hello world.", "en", cut, heard["text"], reference_language=heard["language"],
+                             target_len_s=1.0, n_timesteps=3, seed=2)
+    assert result["wav"] == encode_wav(expected, SR, "PCM_16")
+    assert [e["stage"] for e in events][0] == "asr"
+
+
+def test_transcribed_language_the_g2p_lacks_is_a_400(services, monkeypatch):
+    from deployments.errors import InvalidModelInput
+
+    pipeline, components, _ = services
+
+    class Heard:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def __getattr__(self, method):
+            answer = self.answer
+
+            class _Method:
+                @staticmethod
+                async def remote(*args):
+                    return answer
+
+            return _Method
+
+    payload = {"text": "Hello", "language": "en", "reference": _reference(), "reference_text": None,
+               "target_len": 1.0}
+    monkeypatch.setitem(pipeline.components, "WhisperASR", Heard({"text": "hola", "language": "es", "seconds": 2.0}))
+    with pytest.raises(InvalidModelInput, match="'es'.*reference_text"):
+        asyncio.run(pipeline.synthesize(payload))
+    monkeypatch.setitem(pipeline.components, "WhisperASR", Heard({"text": " ", "language": "en", "seconds": 2.0}))
+    with pytest.raises(InvalidModelInput, match="no speech"):
+        asyncio.run(pipeline.synthesize(payload))

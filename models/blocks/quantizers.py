@@ -15,6 +15,10 @@ their outputs; :meth:`ResidualVQ.vq2emb` rebuilds that sum from codes alone. Key
 ``quantizers.<i>.{in_project,out_project}.{weight_g,weight_v,bias}`` and
 ``quantizers.<i>.codebook.weight``, as in the official checkpoints.
 
+DualCodec's copy of DAC's ``VectorQuantize`` is the same stage under other names: its projections are
+``in_proj`` / ``out_proj`` and exist even when ``D == codebook_dim``; ``projection_names`` and
+``always_project`` build that layout (the defaults are Amphion's).
+
 Codes are ``int64``; ``ResidualVQ`` returns them as ``[n_quantizers, B, T]`` (the reference order).
 """
 
@@ -28,17 +32,35 @@ from models.vocoders.layers import WNConv1d
 
 
 class FactorizedVQ(nn.Module):
-    def __init__(self, input_dim: int, codebook_size: int, codebook_dim: int, use_l2_normalize: bool = True) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        codebook_size: int,
+        codebook_dim: int,
+        use_l2_normalize: bool = True,
+        *,
+        projection_names: tuple[str, str] = ("in_project", "out_project"),
+        always_project: bool = False,
+    ) -> None:
         super().__init__()
         self.input_dim, self.codebook_size, self.codebook_dim = input_dim, codebook_size, codebook_dim
         self.use_l2_normalize = use_l2_normalize
-        if input_dim != codebook_dim:
-            self.in_project: nn.Module = WNConv1d(input_dim, codebook_dim, kernel_size=1)
-            self.out_project: nn.Module = WNConv1d(codebook_dim, input_dim, kernel_size=1)
+        self._in_name, self._out_name = projection_names
+        if always_project or input_dim != codebook_dim:
+            self.add_module(self._in_name, WNConv1d(input_dim, codebook_dim, kernel_size=1))
+            self.add_module(self._out_name, WNConv1d(codebook_dim, input_dim, kernel_size=1))
         else:
-            self.in_project = nn.Identity()
-            self.out_project = nn.Identity()
+            self.add_module(self._in_name, nn.Identity())
+            self.add_module(self._out_name, nn.Identity())
         self.codebook = nn.Embedding(codebook_size, codebook_dim)
+
+    def project_in(self, z: torch.Tensor) -> torch.Tensor:
+        """``[B, D, T]`` -> ``[B, codebook_dim, T]``."""
+        return self._modules[self._in_name](z)
+
+    def project_out(self, z_q: torch.Tensor) -> torch.Tensor:
+        """``[B, codebook_dim, T]`` -> ``[B, D, T]``."""
+        return self._modules[self._out_name](z_q)
 
     def nearest(self, z_e: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, T]`` of the projected latents ``z_e`` ``[B, codebook_dim, T]``."""
@@ -58,17 +80,17 @@ class FactorizedVQ(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``z`` ``[B, D, T]`` -> ``(quantized [B, D, T], codes [B, T])``."""
-        z_e = self.in_project(z)
+        z_e = self.project_in(z)
         codes = self.nearest(z_e)
         z_q = self.lookup(codes)
         # The reference's straight-through form, kept for its float rounding (equals z_q up to it).
         z_q = z_e + (z_q - z_e)
-        return self.out_project(z_q), codes
+        return self.project_out(z_q), codes
 
     def vq2emb(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes`` ``[B, T]`` -> out-projected vectors ``[B, D, T]``."""
         self._check_codes(codes)
-        return self.out_project(self.lookup(codes))
+        return self.project_out(self.lookup(codes))
 
     def _check_codes(self, codes: torch.Tensor) -> None:
         if codes.dtype.is_floating_point or codes.dtype == torch.bool:
@@ -90,6 +112,9 @@ class ResidualVQ(nn.Module):
         codebook_size: int,
         codebook_dim: int,
         use_l2_normalize: bool = True,
+        *,
+        projection_names: tuple[str, str] = ("in_project", "out_project"),
+        always_project: bool = False,
     ) -> None:
         super().__init__()
         if num_quantizers < 1:
@@ -97,7 +122,9 @@ class ResidualVQ(nn.Module):
         self.input_dim, self.num_quantizers = input_dim, num_quantizers
         self.codebook_size, self.codebook_dim = codebook_size, codebook_dim
         self.quantizers = nn.ModuleList(
-            FactorizedVQ(input_dim, codebook_size, codebook_dim, use_l2_normalize) for _ in range(num_quantizers)
+            FactorizedVQ(input_dim, codebook_size, codebook_dim, use_l2_normalize,
+                         projection_names=projection_names, always_project=always_project)
+            for _ in range(num_quantizers)
         )
 
     def _count(self, n_quantizers: int | None) -> int:

@@ -63,6 +63,8 @@ class ConvNeXtBlock(nn.Module):
 
     ``dwconv`` is a depthwise k7 conv; the two pointwise layers are Linears over channels.
     ``layer_scale_init_value`` None (or <= 0) means no ``gamma``.
+    ``causal`` (DualCodec's ``is_causal``): the depthwise conv has no padding of its own and the input
+    is left-padded with ``kernel - 1`` zeros instead, so frame ``t`` sees only frames ``<= t``.
     """
 
     def __init__(
@@ -71,9 +73,12 @@ class ConvNeXtBlock(nn.Module):
         intermediate_dim: int,
         layer_scale_init_value: float | None,
         adanorm_num_embeddings: int | None = None,
+        *,
+        causal: bool = False,
     ) -> None:
         super().__init__()
-        self.dwconv = nn.Conv1d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.causal = causal
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size=7, padding=0 if causal else 3, groups=dim)
         self.adanorm = bool(adanorm_num_embeddings)
         self.norm = _channel_norm(dim, adanorm_num_embeddings)
         self.pwconv1 = nn.Linear(dim, intermediate_dim)
@@ -85,7 +90,8 @@ class ConvNeXtBlock(nn.Module):
             self.register_parameter("gamma", None)
 
     def forward(self, x: torch.Tensor, cond_id: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.dwconv(x).transpose(1, 2)  # [B, T, C]
+        h = self.dwconv(F.pad(x, (self.dwconv.kernel_size[0] - 1, 0)) if self.causal else x)
+        h = h.transpose(1, 2)  # [B, T, C]
         if self.adanorm:
             if cond_id is None:
                 raise ValueError("this ConvNeXt block uses adaptive LayerNorm: pass cond_id")

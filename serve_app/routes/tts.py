@@ -7,7 +7,6 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from models import registry
-from serve_app.errors import APIError
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_response, check_upload_sizes,
     not_built, read_audio, run_task,
@@ -31,8 +30,9 @@ async def maskgct(
     temperature: float = Form(0.7, gt=0.0, le=2.0, description="Sampling temperature of the text-to-semantic stage"),
     reference_text: Optional[str] = Form(None, min_length=1, max_length=TEXT_MAX,
                                          description="Transcript of the reference audio (its language is taken "
-                                                     "as `language`). Required in this release: automatic "
-                                                     "transcription is not deployed yet"),
+                                                     "as `language`). When absent, Whisper transcribes the "
+                                                     "reference, detects its language, and the prompt is cut "
+                                                     "to whole segments covering about its first 4 s"),
     target_len: Optional[float] = Form(None, gt=0.0, le=60.0,
                                        description="Length of the generated speech in seconds; estimated from "
                                                    "the text and the reference's speaking rate when absent"),
@@ -46,9 +46,6 @@ async def maskgct(
         not_built("maskgct")
     deployment = model.deployments[0]
     spec = await request.app.state.backend.describe(deployment)
-    if reference_text is None:
-        raise APIError(503, "MaskGCT needs `reference_text` (the transcript of reference_audio): automatic "
-                            "transcription is not deployed in this release")
     timing = ServerTiming()
     with timing("decode"):
         reference = await read_audio(request, reference_audio, "reference_audio", spec["sample_rate"])

@@ -1,0 +1,1 @@
+"""Speech recognition used by the TTS pipelines for prompt transcripts (Whisper via transformers)."""
