@@ -12,7 +12,9 @@ weights mode into a :class:`ResolvedWeights`:
        ``$AMPHION_WEIGHTS_DIR/<repo_id>`` when that folder exists;
     2. through ``huggingface_hub.snapshot_download`` (only the files matching the patterns), in
        ``cache_dir``, else ``$AMPHION_HF_CACHE``, else the Hugging Face default cache. With
-       ``HF_HUB_OFFLINE`` set only the cache is read.
+       ``HF_HUB_OFFLINE`` set only the cache is read. Files that ship in a code repository instead of
+       the hub (``HubFiles.pinned``, see ``models.pinned``) come from their pinned, hash-checked cache
+       folder, downloaded the same way.
 
     Any failure raises :class:`WeightsUnavailable`, whose message can be shown to users.
 ``"tiny"``
@@ -31,6 +33,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+
+from models.pinned import PinnedFilesUnavailable, PinnedSource
 
 __all__ = [
     "WEIGHTS_MODES",
@@ -75,6 +79,9 @@ class HubFiles:
     """Environment variable naming a local folder laid out like the repo."""
     revision: str | None = None
     """Branch, tag or commit of the repo; None means the default branch."""
+    pinned: PinnedSource | None = None
+    """For files published in a code repository, not on the hub (``repo_id`` None): where, at which
+    commit, with which hashes. The patterns are then the pinned files' names."""
 
     def __post_init__(self) -> None:
         if isinstance(self.patterns, str):  # a lone pattern would otherwise be iterated char by char
@@ -86,6 +93,8 @@ class HubFiles:
         """How to name these weights in messages: the repo id, else the env var, else a generic name."""
         if self.repo_id:
             return self.repo_id
+        if self.pinned is not None:
+            return self.pinned.label
         if self.local_dir_env:
             return f"${self.local_dir_env}"
         return "local weights"
@@ -179,6 +188,8 @@ def download(files: HubFiles, *, cache_dir: str | os.PathLike | None = None, pro
 
     Raises WeightsUnavailable when the model has no official release, on any hub or network error,
     and when a pattern matches no file of the repo."""
+    if files.pinned is not None:
+        return _pinned_folder(files, network=not _hub_offline(), progress=progress)
     if not files.repo_id:
         raise WeightsUnavailable(_no_release_message(files))
     from huggingface_hub.utils import (
@@ -212,6 +223,10 @@ def _resolve_pretrained(files: HubFiles, *, cache_dir, local_dir, network: bool)
         _check_patterns(files, root, where=f"{files.label} (folder given by {source})")
         return ResolvedWeights("pretrained", root, f"official weights for {files.label} from the folder given by {source}")
 
+    if files.pinned is not None:
+        root = _pinned_folder(files, network=network and not _hub_offline(), progress=False)
+        return ResolvedWeights("pretrained", root, f"official files {files.label}")
+
     if not files.repo_id:
         raise WeightsUnavailable(_no_release_message(files))
 
@@ -226,6 +241,23 @@ def _resolve_pretrained(files: HubFiles, *, cache_dir, local_dir, network: bool)
         root,
         f"official weights {files.repo_id}@{_short_rev(root, files)} from the Hugging Face cache",
     )
+
+
+def _pinned_folder(files: HubFiles, *, network: bool, progress: bool) -> Path:
+    """The pinned files' cache folder, downloaded into when ``network`` allows."""
+    pinned = files.pinned
+    assert pinned is not None
+    folder = pinned.cache_folder()
+    if not pinned.missing(folder):
+        return folder
+    if not network:
+        alt = f", or set ${files.local_dir_env} to a folder holding them" if files.local_dir_env else ""
+        raise WeightsUnavailable(f"{files.label}: {', '.join(pinned.missing(folder))} not downloaded yet "
+                                 f"(mode auto never downloads); {_DOWNLOAD_HINT}{alt}")
+    try:
+        return pinned.download(folder, progress=progress)
+    except PinnedFilesUnavailable as exc:
+        raise WeightsUnavailable(f"{files.label}: {exc}") from None
 
 
 def _local_folder(files: HubFiles, local_dir) -> tuple[Path, str] | None:

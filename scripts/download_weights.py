@@ -77,6 +77,8 @@ def _list(table: dict[str, weights.HubFiles], cache_dir: str | None) -> int:
         files = table[name]
         if files.repo_id:
             source = files.repo_id + (f"@{files.revision}" if files.revision else "")
+        elif files.pinned is not None:
+            source = files.pinned.label
         else:
             source = "(no official release: local folder" + (
                 f" via ${files.local_dir_env})" if files.local_dir_env else ")")
@@ -85,7 +87,7 @@ def _list(table: dict[str, weights.HubFiles], cache_dir: str | None) -> int:
 
 
 def _download_one(name: str, files: weights.HubFiles, cache_dir: str | None, progress: bool) -> bool:
-    if not files.repo_id:
+    if not files.repo_id and files.pinned is None:
         env = files.local_dir_env
         if env:
             state = _status(files, cache_dir)
@@ -98,8 +100,11 @@ def _download_one(name: str, files: weights.HubFiles, cache_dir: str | None, pro
             print(f"[{name}] no official release and no local folder variable: nothing to download")
         return True
 
-    dest = weights.default_cache_dir(cache_dir) / ("models--" + files.repo_id.replace("/", "--"))
-    print(f"[{name}] {files.repo_id} -> {dest}", flush=True)
+    if files.repo_id:
+        dest = weights.default_cache_dir(cache_dir) / ("models--" + files.repo_id.replace("/", "--"))
+    else:
+        dest = files.pinned.cache_folder()
+    print(f"[{name}] {files.label} -> {dest}", flush=True)
     try:
         root = weights.download(files, cache_dir=cache_dir, progress=progress)
     except weights.WeightsUnavailable as exc:

@@ -3,12 +3,14 @@ layout), are hash-checked, and resolve in each weights mode."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
-from models.text.data import G2P_DATA, download_g2p_data, missing_files, resolve_g2p_data
+from models.text import data
+from models.text.data import G2P_SOURCE, download_g2p_data, missing_files, resolve_g2p_data
 from models.text.g2p import G2PDataUnavailable
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "maskgct_g2p"
@@ -16,13 +18,15 @@ pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"G2P reference data
 
 
 @pytest.fixture
-def mirror(tmp_path):
-    """A folder laid out like Amphion's repository at the pinned commit."""
-    for name, (path, _, _) in G2P_DATA.items():
-        dest = tmp_path / "mirror" / "models" / "tts" / "maskgct" / path
+def mirror(tmp_path, monkeypatch):
+    """A folder laid out like Amphion's repository at the pinned commit, as the download source."""
+    root = tmp_path / "mirror"
+    for name, pin in G2P_SOURCE.files.items():
+        dest = root / pin.upstream
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SHARED / name, dest)
-    return "file://" + str(tmp_path / "mirror") + "/models/tts/maskgct/{path}"
+    monkeypatch.setattr(data, "G2P_SOURCE", dataclasses.replace(G2P_SOURCE, url_template=f"file://{root}/{{path}}"))
+    return root
 
 
 def test_download_verifies_and_resolves(tmp_path, mirror, monkeypatch):
@@ -30,16 +34,15 @@ def test_download_verifies_and_resolves(tmp_path, mirror, monkeypatch):
     cache = tmp_path / "cache"
     with pytest.raises(G2PDataUnavailable, match="download_weights.py maskgct"):
         resolve_g2p_data("auto", cache=cache)
-    download_g2p_data(cache, base_url=mirror.replace("{commit}", "x"), progress=False)
+    download_g2p_data(cache, progress=False)
     assert missing_files(cache, verify=True) == []
     assert resolve_g2p_data("auto", cache=cache) == cache
 
 
 def test_tampered_file_is_refused(tmp_path, mirror, monkeypatch):
-    root = Path(mirror.removeprefix("file://").split("/models/")[0])
-    (root / "models/tts/maskgct/g2p/vocab.json").write_text('{"tampered": 1}' + " " * 5787)
+    (mirror / "models/tts/maskgct/g2p/vocab.json").write_text('{"tampered": 1}' + " " * 5787)
     with pytest.raises(G2PDataUnavailable, match="SHA-256"):
-        download_g2p_data(tmp_path / "cache", base_url=mirror, progress=False)
+        download_g2p_data(tmp_path / "cache", progress=False)
     assert not (tmp_path / "cache" / "vocab.json").exists()  # nothing half-written
 
 

@@ -224,6 +224,7 @@ def test_official_table():
 def empty_hub(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("AMPHION_HF_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("AMPHION_DATA_CACHE", str(tmp_path / "data"))
     for name in ("AMPHION_WEIGHTS_DIR", STATS_DIR_ENV):
         monkeypatch.delenv(name, raising=False)
 

@@ -5,7 +5,7 @@
 key                repo                        files
 =================  ==========================  =========================================================
 ``w2v_bert``       ``facebook/w2v-bert-2.0``   config.json, preprocessor_config.json, model.safetensors
-``semantic_stats`` none (local folder)         wav2vec2bert_stats.pt, in ``$AMPHION_MASKGCT_STATS_DIR``
+``semantic_stats`` Amphion's GitHub repository  models/tts/maskgct/ckpt/wav2vec2bert_stats.pt (pinned)
 ``semantic_codec`` ``amphion/MaskGCT``         semantic_codec/model.safetensors
 ``acoustic_codec`` ``amphion/MaskGCT``         acoustic_codec/model.safetensors, acoustic_codec/model_1.safetensors
 ``t2s``            ``amphion/MaskGCT``         t2s_model/model.safetensors
@@ -14,7 +14,8 @@ key                repo                        files
 
 The stats file (9 KB: ``mean`` and ``var`` of the layer-17 features) ships with Amphion's code
 (``models/tts/maskgct/ckpt/wav2vec2bert_stats.pt``, also in the HF *Space* ``amphion/maskgct``), not in a
-Hugging Face model repo, so the resolver can only find it in a local folder.
+Hugging Face model repo: it is fetched from the repository at the pinned commit and hash-checked
+(``models.pinned``), or read from ``$AMPHION_MASKGCT_STATS_DIR``.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ Output: ``[B, F, hidden]`` float32 (1024 officially) at 50 Hz; ``F = ceil(n_fban
 
 Weights: ``facebook/w2v-bert-2.0`` (config.json, preprocessor_config.json, model.safetensors: the
 checkpoint of the pre-training model, loaded into the bare encoder as Amphion does). The stats file
-is not in any Hugging Face model repo (it ships with Amphion's code and its HF Space), so it is read
-from the folder named by ``$AMPHION_MASKGCT_STATS_DIR`` (:data:`SEMANTIC_STATS_FILES`).
+is not in any Hugging Face model repo (it ships with Amphion's code and its HF Space), so it is fetched
+from Amphion's repository at the pinned commit and hash-checked, or read from the folder named by
+``$AMPHION_MASKGCT_STATS_DIR`` (:data:`SEMANTIC_STATS_FILES`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.pinned import PinnedFile, PinnedSource
 from models.vocoders.checkpoints import CheckpointError
 from models.weights import HubFiles
 
@@ -60,7 +62,14 @@ W2V_BERT_FILES = HubFiles(
 STATS_FILE = "wav2vec2bert_stats.pt"
 #: Environment variable naming the folder that holds :data:`STATS_FILE`.
 STATS_DIR_ENV = "AMPHION_MASKGCT_STATS_DIR"
-SEMANTIC_STATS_FILES = HubFiles(repo_id=None, patterns=(STATS_FILE,), local_dir_env=STATS_DIR_ENV)
+#: The statistics ship with Amphion's code (models/tts/maskgct/ckpt/), not in a hub repo: fetched from
+#: the repository at the pinned commit, hash-checked (or read from $AMPHION_MASKGCT_STATS_DIR).
+SEMANTIC_STATS_FILES = HubFiles(
+    repo_id=None, patterns=(STATS_FILE,), local_dir_env=STATS_DIR_ENV,
+    pinned=PinnedSource("maskgct_stats", {STATS_FILE: PinnedFile(
+        "models/tts/maskgct/ckpt/wav2vec2bert_stats.pt",
+        "c9c176c2b8850ab2e3ba828bbfa969deaf4566ce55db5f2687b8430b87526ad2", 9343)}),
+)
 
 #: ``hidden_states`` index MaskGCT reads (``maskgct_utils.extract_semantic_code``).
 OFFICIAL_LAYER = 17
