@@ -17,7 +17,7 @@ import numpy as np
 from ray import serve
 
 from deployments.errors import InvalidModelInput, ModelUnavailable
-from deployments.runtime import configure_torch, select_device
+from deployments.runtime import configure_torch, select_device, select_dtype
 from models.weights import WeightsUnavailable
 
 log = logging.getLogger("amphion.asr")
@@ -37,7 +37,7 @@ def _to_16k(wav: np.ndarray, sample_rate: int) -> np.ndarray:
 
 class WhisperASRService:
     def __init__(self, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, dtype: str | None = None):
         from models.asr.whisper import WHISPER_FILES, transcriber_from
         from models.weights import resolve
 
@@ -47,7 +47,8 @@ class WhisperASRService:
         self.note = ""
         try:
             resolved = resolve(WHISPER_FILES, weights, cache_dir=cache_dir)
-            self.transcriber = transcriber_from(resolved, device=select_device(device))
+            device = select_device(device)
+            self.transcriber = transcriber_from(resolved, device=device, dtype=select_dtype(dtype, device))
             self.note = resolved.note
             log.info("Whisper ASR loaded (%s weights)", self.transcriber.weights_kind)
         except WeightsUnavailable as exc:

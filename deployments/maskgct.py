@@ -34,7 +34,7 @@ import numpy as np
 from ray import serve
 
 from deployments.errors import InvalidModelInput, ModelError, ModelUnavailable
-from deployments.runtime import configure_torch, progress_store, select_device
+from deployments.runtime import configure_torch, progress_store, select_device, select_dtype
 from models import registry
 from models.weights import WeightsUnavailable
 from serve_app.audio_io import encode_wav
@@ -74,7 +74,7 @@ class _ComponentService:
     label = ""
 
     def __init__(self, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
-                 store=None, cache_dir: str | None = None):
+                 store=None, cache_dir: str | None = None, dtype: str | None = None):
         from models.maskgct.orchestration import LocalStages
         from models.maskgct.pipeline import MaskGCTPipeline
 
@@ -85,8 +85,10 @@ class _ComponentService:
         self.unavailable = ""
         self.weights_kind = None
         try:
-            self.pipeline = MaskGCTPipeline.from_weights(weights, device=select_device(device), parts=(self.part,),
-                                                         cache_dir=cache_dir)
+            device = select_device(device)
+            # The pipeline keeps its codecs in float32 whatever this says (ISTFT and VQ distances want it).
+            self.pipeline = MaskGCTPipeline.from_weights(weights, device=device, dtype=select_dtype(dtype, device),
+                                                         parts=(self.part,), cache_dir=cache_dir)
             self.stages = LocalStages(self.pipeline)
             self.weights_kind = self.pipeline.weights_kind
             log.info("%s loaded (%s weights)", self.label, self.weights_kind)

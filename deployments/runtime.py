@@ -15,6 +15,24 @@ def select_device(requested: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+#: ``dtype`` settings of the application (config ``args.dtype``).
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def select_dtype(requested: str | None, device: str):
+    """The floating-point type model weights run in. ``auto``: float16 on a GPU (how the official
+    checkpoints are run by the reference demos; half the memory and the tensor cores), float32 on
+    CPU (where half precision is slower, not faster)."""
+    import torch
+
+    requested = requested or "auto"
+    if requested not in DTYPES:
+        raise ValueError(f"dtype: {requested!r} is not one of {', '.join(DTYPES)}")
+    if requested == "auto":
+        return torch.float16 if str(device).startswith("cuda") else torch.float32
+    return getattr(torch, requested)
+
+
 def configure_torch(threads: int | None) -> None:
     """Pin torch's intra-op threads: several replicas share a machine, and torch would otherwise
     start one thread per core in each of them and fight over the cores."""

@@ -6,7 +6,7 @@ ingress as DeploymentHandles.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,9 @@ class AppArgs(Settings):
 
     model_config = ConfigDict(extra="forbid")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="weights of the generative models and encoders: auto = float16 on GPU, float32 on "
+                            "CPU (codecs and vocoders always run in float32)")
     torch_threads: Optional[int] = Field(None, ge=1, description="intra-op CPU threads per model replica")
     cache_dir: Optional[str] = Field(None, description="Hugging Face cache folder for pretrained weights")
 
@@ -56,7 +59,8 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
 
     def component(name: str):
         if name not in bound_components:
-            bound_components[name] = COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading)
+            bound_components[name] = COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading,
+                                                                                        dtype=parsed.dtype)
         return bound_components[name]
 
     handles = {}

@@ -3,6 +3,8 @@ small machine."""
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 import yaml
@@ -47,3 +49,14 @@ def test_production_config_uses_gpus_autoscaling_and_pretrained_weights():
     assert {"BigVGAN", "HiFiGAN", "NSFHiFiGAN", "MaskGCTT2S", "MaskGCTS2A"} <= gpu
     assert all(0 < d["ray_actor_options"].get("num_gpus", 0) < 1 for n, d in _deployments("serve.yaml").items()
                if n in gpu)
+
+
+def test_dtype_setting():
+    import torch
+
+    from deployments.runtime import select_dtype
+
+    assert select_dtype("auto", "cuda") is torch.float16 and select_dtype(None, "cuda:1") is torch.float16
+    assert select_dtype("auto", "cpu") is torch.float32 and select_dtype("bfloat16", "cpu") is torch.bfloat16
+    with pytest.raises(ValueError):
+        select_dtype("float8", "cpu")

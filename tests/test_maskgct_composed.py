@@ -277,3 +277,19 @@ def test_transcribed_language_the_g2p_lacks_is_a_400(services, monkeypatch):
     monkeypatch.setitem(pipeline.components, "WhisperASR", Heard({"text": " ", "language": "en", "seconds": 2.0}))
     with pytest.raises(InvalidModelInput, match="no speech"):
         asyncio.run(pipeline.synthesize(payload))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_components_still_speak(dtype):
+    """The GPU default (float16) and bfloat16: the T2S deployment loads its model in that type, and a
+    pipeline with the generators and the semantic encoder in half precision (codecs in float32) gives
+    finite audio of the requested length."""
+    from deployments.maskgct import MaskGCTT2SService
+
+    want = getattr(torch, dtype)
+    assert next(MaskGCTT2SService(weights="tiny", dtype=dtype).pipeline.t2s.parameters()).dtype == want
+    half = MaskGCTPipeline.from_weights("tiny", dtype=want, g2p_data=G2P_DATA)
+    assert next(half.s2a_full.parameters()).dtype == want
+    assert next(half.acoustic_codec.parameters()).dtype == torch.float32
+    audio = half.generate("Hello world.", "en", _reference(), REF_TEXT, target_len_s=0.6, n_timesteps=3, seed=1)
+    assert audio.dtype == np.float32 and audio.shape == (30 * 480,) and np.isfinite(audio).all()

@@ -1,0 +1,145 @@
+"""Building FACodec's encoder and decoder and loading the official state dicts into them.
+
+The official files are plain ``torch.save`` state dicts read with ``torch.load(weights_only=True,
+map_location="cpu")`` (:func:`models.vocoders.checkpoints.load_state_dict_file`), then loaded
+strictly: a missing, unexpected or mis-shaped key raises :class:`CheckpointError` naming the keys.
+Two things are adapted first:
+
+* the decoder file's training-only heads (``f0_predictor.``, ``phone_predictor.``,
+  ``res_f0_predictor.``, ``res_phone_predictor.``, ``x_timbre_predictor.`` officially; the set follows
+  from the config, :func:`models.facodec.configs.training_only_prefixes`) are dropped: they are not
+  built, since nothing at inference uses them (the last one alone is a 63 M-parameter Linear);
+* plain ``<layer>.weight`` entries of weight-normed layers (a model saved after
+  ``remove_weight_norm``) become ``weight_g`` / ``weight_v``.
+
+Buffers are loaded from the files like parameters: the alias-free activations' 12-tap filters and
+the timbre encoder's sinusoid table ``timbre_encoder.position_emb.pe`` (both are also recomputed
+identically when the modules are built, which is what tiny builds use). For inference the effective
+weight-norm weights are folded once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn as nn
+
+from models.facodec.configs import FACodecConfig, training_only_prefixes
+from models.facodec.decoder import FACodecDecoder
+from models.facodec.encoder import FACodecEncoder
+from models.facodec.official import FACODEC_DECODER_FILE, FACODEC_ENCODER_FILE
+from models.facodec.timbre import SelfAttention
+from models.vocoders.alias_free import SnakeBeta
+from models.vocoders.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
+from models.vocoders.layers import WeightNormConv, fold_weight_norm
+
+__all__ = [
+    "CheckpointError",
+    "build_facodec_decoder",
+    "build_facodec_encoder",
+    "drop_training_heads",
+    "init_random_weights",
+    "load_state_dict_file",
+]
+
+
+def drop_training_heads(state_dict: Mapping[str, torch.Tensor], config: FACodecConfig) -> dict[str, torch.Tensor]:
+    """The decoder state dict without the training-only predictor heads the config implies."""
+    prefixes = training_only_prefixes(config.decoder)
+    return {k: v for k, v in state_dict.items() if not k.startswith(prefixes)}
+
+
+# A key prefix only one of the two files has, to say when they were swapped.
+_FILE_SIGNATURES = (("quantizer.", FACODEC_DECODER_FILE), ("block.", FACODEC_ENCODER_FILE))
+
+
+def _load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    try:
+        load_generator_state(model, state_dict, source=source)
+    except CheckpointError as exc:
+        own = model.state_dict()
+        for prefix, file_name in _FILE_SIGNATURES:
+            if any(k.startswith(prefix) for k in state_dict) and not any(k.startswith(prefix) for k in own):
+                raise CheckpointError(f"{exc}\n  (the keys look like the official {file_name})") from None
+        raise
+
+
+@torch.no_grad()
+def init_random_weights(model: nn.Module, seed: int) -> None:
+    """Deterministic random weights for tiny builds (same seed -> same weights).
+
+    Convs and Linears uniform(+-1/sqrt(fan_in)) (weight-norm gains = ||v||), LayerNorm gains near 1
+    and biases near 0, codebooks standard normal, SnakeBeta log-parameters near 0. The FiLM gain
+    half of ``timbre_linear.bias`` is shifted by 1, as the reference initialises it. Buffers (filters,
+    sinusoid table) keep their computed values.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform_(t: torch.Tensor, bound: float) -> None:
+        t.copy_((torch.rand(t.shape, generator=gen) * 2 - 1) * bound)
+
+    def normal_(t: torch.Tensor, mean: float, std: float) -> None:
+        t.copy_(torch.randn(t.shape, generator=gen) * std + mean)
+
+    for module in model.modules():
+        if isinstance(module, WeightNormConv):
+            bound = 1.0 / math.sqrt(module.weight_v[0].numel())
+            uniform_(module.weight_v, bound)
+            module.weight_g.copy_(module.weight_v.flatten(1).norm(dim=1).view_as(module.weight_g))
+            uniform_(module.bias, bound)
+            module.unfold()
+        elif isinstance(module, (nn.Conv1d, nn.Linear)):
+            bound = 1.0 / math.sqrt(module.weight[0].numel())
+            uniform_(module.weight, bound)
+            uniform_(module.bias, bound)
+        elif isinstance(module, SelfAttention):
+            bound = 1.0 / math.sqrt(module.in_proj_weight.shape[1])
+            uniform_(module.in_proj_weight, bound)
+            uniform_(module.in_proj_bias, bound)
+        elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
+            normal_(module.weight, 1.0, 0.1)
+            normal_(module.bias, 0.0, 0.1)
+        elif isinstance(module, nn.Embedding):
+            normal_(module.weight, 0.0, 1.0)
+        elif isinstance(module, SnakeBeta):
+            normal_(module.alpha, 0.0, 0.1)
+            normal_(module.beta, 0.0, 0.1)
+    if isinstance(model, FACodecDecoder):
+        model.timbre_linear.bias[: model.config.width] += 1.0
+
+
+def _ready(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | None, seed: int, source: str,
+           device: str | torch.device) -> nn.Module:
+    if state_dict is None:
+        init_random_weights(model, seed)
+    else:
+        _load_strict(model, state_dict, source)
+    model.eval().requires_grad_(False)
+    return fold_weight_norm(model.to(device))
+
+
+def build_facodec_encoder(
+    config: FACodecConfig,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    source: str = "FACodec encoder state dict",
+) -> FACodecEncoder:
+    """Encoder from ``config`` and a state dict (None: seeded random), eval mode, weight norm folded."""
+    return _ready(FACodecEncoder(config.encoder), state_dict, seed, source, device)  # type: ignore[return-value]
+
+
+def build_facodec_decoder(
+    config: FACodecConfig,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    *,
+    seed: int = 1,
+    device: str | torch.device = "cpu",
+    source: str = "FACodec decoder state dict",
+) -> FACodecDecoder:
+    """Decoder from ``config`` and a state dict (training-only heads skipped; None: seeded random)."""
+    state = None if state_dict is None else drop_training_heads(state_dict, config)
+    return _ready(FACodecDecoder(config), state, seed, source, device)  # type: ignore[return-value]
