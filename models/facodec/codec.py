@@ -35,7 +35,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from models.facodec.checkpoints import build_facodec_decoder, build_facodec_encoder, load_state_dict_file
+from models.facodec.checkpoints import (
+    CheckpointError,
+    build_facodec_decoder,
+    build_facodec_encoder,
+    load_state_dict_file,
+)
 from models.facodec.configs import (
     FACODEC_SAMPLE_RATE,
     FACodecConfig,
@@ -45,7 +50,6 @@ from models.facodec.configs import (
 from models.facodec.decoder import FACodecDecoder
 from models.facodec.encoder import FACodecEncoder
 from models.facodec.official import FACODEC_DECODER_FILE, FACODEC_ENCODER_FILE, FACODEC_HUB_FILES
-from models.vocoders.checkpoints import CheckpointError
 
 __all__ = ["FACodec", "load_facodec"]
 
