@@ -137,6 +137,20 @@ class W2VBertSemanticService(_ComponentService):
         stages = self._require()
         return await asyncio.to_thread(_input_errors, stages.semantic_tokens, wav16k)
 
+    def _hidden_states(self, wav16k: np.ndarray) -> np.ndarray:
+        encoder = self.pipeline.semantic_encoder
+        wav16k = np.ascontiguousarray(wav16k, dtype=np.float32).reshape(-1)
+        if wav16k.size < encoder.min_samples:
+            raise InvalidModelInput(f"audio too short for the semantic encoder: {wav16k.size} samples at 16 kHz, "
+                                    f"needs {encoder.min_samples}")
+        return np.ascontiguousarray(encoder.encode_raw(wav16k)[0].cpu().numpy(), dtype=np.float32)
+
+    async def hidden_states(self, wav16k: np.ndarray) -> np.ndarray:
+        """float32 [L] at 16 kHz -> the raw (un-normalised) w2v-bert layer-17 features, float32
+        [F, 1024] at 50 Hz: what DualCodec's semantic branch normalises with its own statistics."""
+        self._require()
+        return await asyncio.to_thread(self._hidden_states, wav16k)
+
 
 class MaskGCTAcousticCodecService(_ComponentService):
     """MaskGCT's acoustic codec: 24 kHz audio -> codes (the prompt), codes -> 24 kHz audio."""

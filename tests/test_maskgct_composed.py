@@ -293,3 +293,20 @@ def test_half_precision_components_still_speak(dtype):
     assert next(half.acoustic_codec.parameters()).dtype == torch.float32
     audio = half.generate("Hello world.", "en", _reference(), REF_TEXT, target_len_s=0.6, n_timesteps=3, seed=1)
     assert audio.dtype == np.float32 and audio.shape == (30 * 480,) and np.isfinite(audio).all()
+
+
+def test_semantic_deployment_serves_raw_hidden_states_for_other_models():
+    """DualCodec shares the w2v-bert deployment: the raw layer features, which the MaskGCT path
+    normalises with its own statistics."""
+    from deployments.errors import InvalidModelInput
+    from deployments.maskgct import W2VBertSemanticService
+
+    service = W2VBertSemanticService(weights="tiny")
+    wav16k = _reference(seconds=1.0)[::3].copy()
+    raw = asyncio.run(service.hidden_states(wav16k))
+    encoder = service.pipeline.semantic_encoder
+    assert raw.dtype == np.float32 and raw.shape == (encoder.num_frames(len(wav16k)), encoder.hidden_size)
+    normalised = encoder.encode(wav16k)[0].numpy()
+    np.testing.assert_allclose((raw - encoder.mean.numpy()) / encoder.std.numpy(), normalised, rtol=1e-5, atol=1e-5)
+    with pytest.raises(InvalidModelInput, match="too short"):
+        asyncio.run(service.hidden_states(np.zeros(100, np.float32)))

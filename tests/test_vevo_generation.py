@@ -44,6 +44,7 @@ from models.vevosing.flow_matching import (
     build_vevosing_fm_model,
     load_vevosing_fm_model,
 )
+from models.vocoders.checkpoints import CheckpointError
 from models.weights import HubFiles, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,7 @@ def test_strict_loading_names_missing_and_unexpected_keys():
 
 
 def test_missing_weights_file_is_a_readable_error(tmp_path):
-    with pytest.raises(Exception, match="not found"):
+    with pytest.raises(CheckpointError, match="not found"):
         load_ar_model(tmp_path, tiny_vevo_ar_config())
 
 

@@ -22,8 +22,8 @@ Lengths (no padding anywhere, as in the reference): ``L`` samples give ``T = num
 ``L / 200`` when ``L`` is a multiple of 200, otherwise what the strided convs give (strides 2, 4, 5, 5:
 ``floor(n/2)``, ``floor(n/4)``, ``floor((n+1)/5)``, ``floor((n+1)/5)``; e.g. 16 000 -> 80,
 16 199 -> 81, 16 100 -> 80, 199 -> 1, 150 -> 0 = too short). Decoding ``T`` frames gives exactly
-``T * 200`` samples, so the output can be up to about one hop shorter or longer than the input; crop or
-pad to ``L`` if the original length matters.
+``T * 200`` samples: for any ``L >= 152`` that is between 151 samples shorter and 48 samples longer than
+the input (equal when ``L`` is a multiple of 200); crop or pad to ``L`` if the original length matters.
 """
 
 from __future__ import annotations

@@ -216,20 +216,29 @@ class SemanticEncoder(nn.Module):
         inputs = self.feature_extractor(batch, sampling_rate=self.sample_rate, return_tensors="pt", padding=True)
         return inputs["input_features"].to(self.device), inputs["attention_mask"].to(self.device)
 
-    def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Stacked fbank frames ``[B, F, 160]`` -> normalised features ``[B, F, hidden]`` (float32)."""
+    def hidden(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Stacked fbank frames ``[B, F, 160]`` -> raw ``hidden_states[layer]`` ``[B, F, hidden]`` (float32),
+        before any normalisation: DualCodec normalises the same layer with its own statistics."""
         out = self.model(
             input_features=input_features.to(device=self.device, dtype=self.dtype),
             attention_mask=None if attention_mask is None else attention_mask.to(self.device),
             output_hidden_states=True,
         )
-        hidden = out.hidden_states[self.layer].float()
-        return (hidden - self.mean) / self.std
+        return out.hidden_states[self.layer].float()
+
+    def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Stacked fbank frames ``[B, F, 160]`` -> normalised features ``[B, F, hidden]`` (float32)."""
+        return (self.hidden(input_features, attention_mask) - self.mean) / self.std
 
     @torch.inference_mode()
     def encode(self, wav16k: np.ndarray | torch.Tensor | Sequence) -> torch.Tensor:
         """Waveform(s) at 16 kHz -> normalised features ``[B, F, hidden]`` at 50 Hz."""
         return self(*self.features(wav16k))
+
+    @torch.inference_mode()
+    def encode_raw(self, wav16k: np.ndarray | torch.Tensor | Sequence) -> torch.Tensor:
+        """Waveform(s) at 16 kHz -> un-normalised ``hidden_states[layer]`` ``[B, F, hidden]`` at 50 Hz."""
+        return self.hidden(*self.features(wav16k))
 
 
 # ---------------------------------------------------------------------------------------------
