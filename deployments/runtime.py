@@ -54,3 +54,25 @@ def progress_store():
     except Exception:
         log.exception("progress store unavailable; this replica will not report progress")
     return None
+
+
+def inside_serve() -> bool:
+    """`@serve.batch` needs a Serve replica context; elsewhere (tests, scripts, the plain-FastAPI
+    baseline) services run requests one by one."""
+    try:
+        from ray import serve
+
+        serve.get_replica_context()
+        return True
+    except Exception:
+        return False
+
+
+def apply_batching(config: dict, *batch_methods) -> None:
+    """Serve `user_config` -> the `@serve.batch` methods' knobs (``max_batch_size``,
+    ``batch_wait_timeout_s``), changed without restarting the replica."""
+    for method in batch_methods:
+        if "max_batch_size" in config:
+            method.set_max_batch_size(int(config["max_batch_size"]))
+        if "batch_wait_timeout_s" in config:
+            method.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))

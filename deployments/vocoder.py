@@ -14,7 +14,7 @@ import numpy as np
 from ray import serve
 
 from deployments.errors import InvalidModelInput, ModelUnavailable
-from deployments.runtime import configure_torch, progress_store, select_device
+from deployments.runtime import apply_batching, configure_torch, inside_serve, progress_store, select_device
 from models import registry
 from models.weights import WeightsUnavailable
 from serve_app.audio_io import encode_wav
@@ -36,7 +36,7 @@ class VocoderService:
         self.model = registry.get(vocoder_name)
         self.store = store if store is not None else progress_store()
         configure_torch(torch_threads)
-        self.batched = _inside_serve()
+        self.batched = inside_serve()
         self.vocoder = None
         self.unavailable = ""
         try:
@@ -50,10 +50,7 @@ class VocoderService:
     # -- configuration -------------------------------------------------------------------------
     def reconfigure(self, config: dict) -> None:
         """Serve `user_config`: batching knobs can change without restarting the replica."""
-        if "max_batch_size" in config:
-            self._vocode_batch.set_max_batch_size(int(config["max_batch_size"]))
-        if "batch_wait_timeout_s" in config:
-            self._vocode_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+        apply_batching(config, self._vocode_batch)
 
     # -- deployment API ------------------------------------------------------------------------
     def _require_model(self):
@@ -124,15 +121,6 @@ class VocoderService:
             }
             for w, p in zip(waves, payloads)
         ]
-
-
-def _inside_serve() -> bool:
-    """`@serve.batch` needs a Serve replica context; elsewhere requests run one by one."""
-    try:
-        serve.get_replica_context()
-        return True
-    except Exception:
-        return False
 
 
 # The same service as a Ray Serve deployment. Names, replicas, GPUs and batching come from

@@ -99,9 +99,11 @@ def parse_dualcodec_tokens(text: str, model: str | None, max_seconds: float) -> 
     return codes, model
 
 
-def parse_facodec_tokens(text: str, max_seconds: float) -> dict[str, np.ndarray]:
+def parse_facodec_tokens(text: str, max_seconds: float, *, codebook_size: int = FACODEC_CODEBOOK_SIZE,
+                         timbre_dim: int = FACODEC_TIMBRE_DIM) -> dict[str, np.ndarray]:
     """The encode response object -> prosody [1, T], content [2, T], acoustic [3, T] (int64) and
-    timbre [256] (float32)."""
+    timbre [256] (float32). ``codebook_size`` / ``timbre_dim``: those of the deployed model (the
+    official values by default)."""
     value = _load(text)
     if not isinstance(value, dict):
         raise InvalidTokens("tokens: must be the JSON object returned by /api/codec/facodec/encode")
@@ -120,12 +122,12 @@ def parse_facodec_tokens(text: str, max_seconds: float) -> dict[str, np.ndarray]
         if frames > max_frames:
             raise InvalidTokens(f"{field}: {frames} frames, at most {max_frames} ({max_seconds:.0f} s)")
         for row in range(rows):
-            _check_range(codes[row], FACODEC_CODEBOOK_SIZE, field, row)
+            _check_range(codes[row], codebook_size, field, row)
         out[field] = codes
     timbre = value.get("timbre_tokens")
-    if (not isinstance(timbre, list) or len(timbre) != FACODEC_TIMBRE_DIM
+    if (not isinstance(timbre, list) or len(timbre) != timbre_dim
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in timbre)):
-        raise InvalidTokens(f"timbre_tokens: must be a list of {FACODEC_TIMBRE_DIM} numbers (the speaker embedding)")
+        raise InvalidTokens(f"timbre_tokens: must be a list of {timbre_dim} numbers (the speaker embedding)")
     embedding = np.asarray(timbre, dtype=np.float32)
     if not np.isfinite(embedding).all():
         raise InvalidTokens("timbre_tokens: holds non-finite values")

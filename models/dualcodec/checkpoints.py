@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from models.dualcodec.configs import DualCodecConfig, official_config, tiny_config
+from models.dualcodec.configs import SEMANTIC_DIM, DualCodecConfig, official_config, tiny_config
 from models.dualcodec.model import DualCodec
 from models.dualcodec.official import CHECKPOINT_FILES, OFFICIAL, OFFICIAL_REPO_ID, STATS_FILE
 from models.dualcodec.semantic import SemanticNormPool, load_semantic_stats, tiny_semantic_stats
@@ -80,9 +80,10 @@ def build_dualcodec(
     return fold_weight_norm(model.to(device))  # type: ignore[return-value]
 
 
-def build_tiny_dualcodec(model_id: str, *, seed: int = 0, device: str | torch.device = "cpu") -> DualCodec:
+def build_tiny_dualcodec(model_id: str, *, seed: int = 0, device: str | torch.device = "cpu",
+                         semantic_dim: int = SEMANTIC_DIM) -> DualCodec:
     """The tiny profile of ``model_id`` (official I/O contract, narrow layers, seeded random weights)."""
-    return build_dualcodec(tiny_config(model_id), seed=seed, device=device)
+    return build_dualcodec(tiny_config(model_id, semantic_dim), seed=seed, device=device)
 
 
 def _checkpoint_path(root: Path, model_id: str) -> Path:
@@ -90,7 +91,9 @@ def _checkpoint_path(root: Path, model_id: str) -> Path:
         return root
     path = root / CHECKPOINT_FILES[model_id]
     if not path.is_file():
-        raise CheckpointError(f"{root} is not laid out like {OFFICIAL_REPO_ID}: {CHECKPOINT_FILES[model_id]} is missing")
+        raise CheckpointError(
+            f"{root} is not laid out like {OFFICIAL_REPO_ID}: {CHECKPOINT_FILES[model_id]} is missing"
+        )
     return path
 
 
@@ -132,9 +135,11 @@ def load_dualcodec_model(
     cache_dir: str | None = None,
     local_dir: str | None = None,
     seed: int = 0,
+    tiny_semantic_dim: int = SEMANTIC_DIM,
 ) -> LoadedDualCodec:
     """``model_id`` (``"12hz_v1"`` / ``"25hz_v1"``) through ``models.weights.resolve``: ``"pretrained"``
-    (official files or WeightsUnavailable), ``"tiny"`` or ``"auto"`` (official if present, else tiny)."""
+    (official files or WeightsUnavailable), ``"tiny"`` or ``"auto"`` (official if present, else tiny).
+    ``tiny_semantic_dim``: the feature width of the w2v-bert a tiny codec is paired with."""
     from models.weights import resolve
 
     if model_id not in OFFICIAL:
@@ -144,7 +149,7 @@ def load_dualcodec_model(
         codec = load_dualcodec(resolved.file(CHECKPOINT_FILES[model_id]), model_id, device=device)
         mean, var = load_dualcodec_stats(resolved.file(STATS_FILE))
     else:
-        codec = build_tiny_dualcodec(model_id, seed=seed, device=device)
-        mean, var = tiny_semantic_stats(seed)
+        codec = build_tiny_dualcodec(model_id, seed=seed, device=device, semantic_dim=tiny_semantic_dim)
+        mean, var = tiny_semantic_stats(seed, tiny_semantic_dim)
     norm_pool = SemanticNormPool(mean, var, codec.semantic_downsample_factor).to(device)
     return LoadedDualCodec(codec, norm_pool, resolved.pretrained, resolved.note)

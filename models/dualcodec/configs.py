@@ -126,27 +126,34 @@ class DualCodecConfig:
     decode_semantic_for_codec: bool = True
     is_causal: bool = False
     semantic_downsample_factor: int = 2
+    semantic_dim: int = SEMANTIC_DIM
+    """Width of the w2v-bert features. Not a reference setting: the reference hard-codes 1024; it is
+    a field here only so that the tiny profile can pair with the (32-wide) tiny w2v-bert."""
 
     def __post_init__(self) -> None:
         for name in ("encoder_rates", "decoder_rates"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
             rates = getattr(self, name)
             if not rates or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rates):
-                raise ConfigError(f"DualCodecConfig.{name} must be a non-empty list of positive integers, got {list(rates)}")
+                raise ConfigError(
+                    f"DualCodecConfig.{name} must be a non-empty list of positive integers, got {list(rates)}"
+                )
         names = ["encoder_dim", "decoder_dim", "n_codebooks", "codebook_size", "semantic_codebook_size",
                  "codebook_dim", "semantic_codebook_dim", "sample_rate", "convnext_dim", "convnext_layers",
-                 "semantic_downsample_factor"] + (["latent_dim"] if self.latent_dim is not None else [])
+                 "semantic_downsample_factor", "semantic_dim"] + (["latent_dim"] if self.latent_dim is not None else [])
         for name in names:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"DualCodecConfig.{name} must be a positive integer, got {value!r}")
-        if self.latent_width != SEMANTIC_DIM:
+        if self.latent_width != self.semantic_dim:
             raise ConfigError(
                 f"the DAC latent is {self.latent_width} wide (latent_dim, or encoder_dim * 2**len(encoder_rates)) "
-                f"but the reference's semantic path hard-codes {SEMANTIC_DIM} channels"
+                f"but the semantic path is {self.semantic_dim} channels (the reference hard-codes {SEMANTIC_DIM})"
             )
-        if not self.decode_semantic_for_codec and self.convnext_dim != SEMANTIC_DIM:
-            raise ConfigError(f"decode_semantic_for_codec false needs convnext_dim {SEMANTIC_DIM} (the reference asserts it)")
+        if not self.decode_semantic_for_codec and self.convnext_dim != self.semantic_dim:
+            raise ConfigError(
+                f"decode_semantic_for_codec false needs convnext_dim {self.semantic_dim} (the reference asserts it)"
+            )
         if self.decoder_dim // 2 ** len(self.decoder_rates) < 1:
             raise ConfigError(f"decoder_dim {self.decoder_dim} cannot be halved {len(self.decoder_rates)} times")
 
@@ -266,18 +273,20 @@ def official_config(model_id: str) -> DualCodecConfig:
     return parse_dualcodec_config(copy.deepcopy(OFFICIAL_DUALCODEC_CONFIGS[model_id]))
 
 
-def tiny_config(model_id: str) -> DualCodecConfig:
+def tiny_config(model_id: str, semantic_dim: int = SEMANTIC_DIM) -> DualCodecConfig:
     """The official structure and I/O contract (24 kHz, same hop / frame rate, semantic pooling,
-    number of quantizers and codebook sizes, 1024-wide semantic features and latent) with narrow
-    convolutions: fast on CPU."""
+    number of quantizers and codebook sizes) with narrow convolutions: fast on CPU. ``semantic_dim``
+    (default the official 1024) matches the w2v-bert the codec is paired with: the serving tiny
+    profile uses the tiny w2v-bert's width."""
     official = official_config(model_id)
     return DualCodecConfig(
         **{
             **asdict(official),
             "encoder_dim": 2,
-            "latent_dim": SEMANTIC_DIM,
+            "latent_dim": semantic_dim,
             "decoder_dim": 2 ** (len(official.decoder_rates) + 1),
             "convnext_dim": 16,
             "convnext_layers": 2,
+            "semantic_dim": semantic_dim,
         }
     )

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from models.blocks.dac import DacDecoder, DacEncoder
 from models.blocks.quantizers import ResidualVQ
 from models.blocks.vocos import ConvNeXtBlock
-from models.dualcodec.configs import CONVNEXT_INTERMEDIATE_DIM, SEMANTIC_DIM, DualCodecConfig
+from models.dualcodec.configs import CONVNEXT_INTERMEDIATE_DIM, DualCodecConfig
 from models.vocoders.layers import WNConv1d
 
 #: DAC's VQ module names for the projections (Amphion's FactorizedVQ calls them in/out_project).
@@ -83,7 +83,7 @@ class DualCodec(nn.Module):
         self.config = config
         self.dac = DacCodec(config)
         self.convnext_encoder = nn.Sequential(
-            WNConv1d(SEMANTIC_DIM, config.convnext_dim, kernel_size=1), *_convnext_blocks(config)
+            WNConv1d(config.semantic_dim, config.convnext_dim, kernel_size=1), *_convnext_blocks(config)
         )
         self.semantic_vq = ResidualVQ(
             config.convnext_dim, 1, config.semantic_codebook_size, config.semantic_codebook_dim,
@@ -91,7 +91,7 @@ class DualCodec(nn.Module):
         )
         # Built even when decode_semantic_for_codec is false: the checkpoints hold it either way.
         self.convnext_decoder = nn.Sequential(
-            *_convnext_blocks(config), WNConv1d(config.convnext_dim, SEMANTIC_DIM, kernel_size=1)
+            *_convnext_blocks(config), WNConv1d(config.convnext_dim, config.semantic_dim, kernel_size=1)
         )
 
     # -- what a caller needs to know -----------------------------------------------------------
@@ -118,8 +118,8 @@ class DualCodec(nn.Module):
 
     @property
     def semantic_dim(self) -> int:
-        """Channels of ``semantic_repr`` (1024)."""
-        return SEMANTIC_DIM
+        """Channels of ``semantic_repr`` (1024 officially)."""
+        return self.config.semantic_dim
 
     @property
     def semantic_codebook_size(self) -> int:
@@ -141,8 +141,8 @@ class DualCodec(nn.Module):
     # -- semantic stream -----------------------------------------------------------------------
 
     def _check_semantic_repr(self, semantic_repr: torch.Tensor) -> None:
-        if semantic_repr.dim() != 3 or semantic_repr.shape[1] != SEMANTIC_DIM or semantic_repr.shape[-1] < 1:
-            raise ValueError(f"semantic_repr must be [B, {SEMANTIC_DIM}, T>=1], got {tuple(semantic_repr.shape)}")
+        if semantic_repr.dim() != 3 or semantic_repr.shape[1] != self.semantic_dim or semantic_repr.shape[-1] < 1:
+            raise ValueError(f"semantic_repr must be [B, {self.semantic_dim}, T>=1], got {tuple(semantic_repr.shape)}")
 
     def encode_semantic(self, semantic_repr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, 1024, T]`` -> ``(semantic codes [B, 1, T], semantic latent [B, 1024, T])``; the latent is
@@ -218,9 +218,11 @@ class DualCodec(nn.Module):
         z = self.semantic_vq.vq2emb(semantic_codes.transpose(0, 1))
         if self.config.decode_semantic_for_codec:
             z = self.convnext_decoder(z)
-        if acoustic_codes is not None and acoustic_codes.shape[1:2] != (0,):
+        no_stages = acoustic_codes is not None and acoustic_codes.dim() == 3 and acoustic_codes.shape[1] == 0
+        if acoustic_codes is not None and not no_stages:
             self._check_codes(acoustic_codes, "acoustic_codes")
-            if acoustic_codes.shape[0] != semantic_codes.shape[0] or acoustic_codes.shape[-1] != semantic_codes.shape[-1]:
+            batch, frames = semantic_codes.shape[0], semantic_codes.shape[-1]
+            if acoustic_codes.shape[0] != batch or acoustic_codes.shape[-1] != frames:
                 raise ValueError(f"acoustic_codes {tuple(acoustic_codes.shape)} do not match semantic_codes "
                                  f"{tuple(semantic_codes.shape)} in batch size or length")
             n = acoustic_codes.shape[1]

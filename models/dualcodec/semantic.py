@@ -89,20 +89,22 @@ def load_semantic_stats(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         raise CheckpointError(f"{path}: expected a dict with 'mean' and 'var' tensors")
     mean, var = stats["mean"].float().flatten(), stats["var"].float().flatten()
     if mean.shape != (SEMANTIC_DIM,) or var.shape != (SEMANTIC_DIM,):
-        raise CheckpointError(f"{path}: 'mean' {tuple(mean.shape)} and 'var' {tuple(var.shape)} must both be [{SEMANTIC_DIM}]")
+        raise CheckpointError(
+            f"{path}: 'mean' {tuple(mean.shape)} and 'var' {tuple(var.shape)} must both be [{SEMANTIC_DIM}]"
+        )
     return mean, var
 
 
-def tiny_semantic_stats(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def tiny_semantic_stats(seed: int = 0, dim: int = SEMANTIC_DIM) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded stand-in ``(mean, var)`` near (0, 1) for the tiny profile."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(SEMANTIC_DIM, generator=gen) * 0.1, 0.5 + torch.rand(SEMANTIC_DIM, generator=gen)
+    return torch.randn(dim, generator=gen) * 0.1, 0.5 + torch.rand(dim, generator=gen)
 
 
 def pool_semantic_features(features: torch.Tensor, factor: int) -> torch.Tensor:
-    """Normalised features ``[B, F, 1024]`` -> ``[B, 1024, F // factor]`` (mean of each full window)."""
-    if features.dim() != 3 or features.shape[-1] != SEMANTIC_DIM:
-        raise ValueError(f"expected w2v-bert features [B, F, {SEMANTIC_DIM}], got {tuple(features.shape)}")
+    """Normalised features ``[B, F, D]`` -> ``[B, D, F // factor]`` (mean of each full window)."""
+    if features.dim() != 3:
+        raise ValueError(f"expected w2v-bert features [B, F, D], got {tuple(features.shape)}")
     if features.shape[1] < factor:
         raise ValueError(f"{features.shape[1]} feature frames are fewer than one pooling window of {factor}")
     return F.avg_pool1d(features.transpose(1, 2), factor, factor)
@@ -115,8 +117,8 @@ class SemanticNormPool(nn.Module):
         super().__init__()
         mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
         var = torch.as_tensor(var, dtype=torch.float32).flatten()
-        if mean.shape != (SEMANTIC_DIM,) or var.shape != (SEMANTIC_DIM,):
-            raise ValueError(f"stats must be two vectors of {SEMANTIC_DIM}, got {tuple(mean.shape)} and {tuple(var.shape)}")
+        if mean.shape != var.shape or mean.dim() != 1:
+            raise ValueError(f"stats must be two vectors of one width, got {tuple(mean.shape)} and {tuple(var.shape)}")
         if not bool((var > 0).all()) or not bool(torch.isfinite(mean).all()):
             raise ValueError("stats: the variances must be positive and the means finite")
         if downsample_factor < 1:
@@ -126,5 +128,11 @@ class SemanticNormPool(nn.Module):
         # The reference divides by sqrt(var), computed once.
         self.register_buffer("std", var.sqrt(), persistent=False)
 
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.dim() != 3 or hidden.shape[-1] != self.dim:
+            raise ValueError(f"expected w2v-bert features [B, F, {self.dim}], got {tuple(hidden.shape)}")
         return pool_semantic_features((hidden.float() - self.mean) / self.std, self.downsample_factor)

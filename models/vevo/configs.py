@@ -207,14 +207,14 @@ class ContentTokenizerConfig:
             raise ConfigError("VevoRepCodec: *_ratios and *_strides must have the same length (the reference asserts it)")
         if not self.enc_strides or not self.dec_strides:
             raise ConfigError("VevoRepCodec: needs at least one encoder and one decoder block")
-        for name in ("enc_strides", "dec_strides", "enc_block_dilations", "dec_block_dilations"):
+        for name in ("enc_block_dilations", "dec_block_dilations"):
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in getattr(self, name)):
                 raise ConfigError(f"VevoRepCodec: {name} must be positive integers, got {list(getattr(self, name))}")
-
-    @property
-    def frame_stride(self) -> int:
-        """Input frames per code (the product of the encoder strides; 1 officially)."""
-        return math.prod(self.enc_strides)
+        if any(s != 1 for s in self.enc_strides + self.dec_strides):
+            # Strided variants exist in the reference class but no Vevo checkpoint uses them; the token
+            # path (codes at the feature rate, masks from feature lengths) assumes stride 1.
+            raise ConfigError(f"VevoRepCodec: only stride-1 blocks are supported (as in the official tokenizer), "
+                              f"got enc_strides {list(self.enc_strides)}, dec_strides {list(self.dec_strides)}")
 
 
 def _positive(obj: Any, names: tuple[str, ...]) -> None:

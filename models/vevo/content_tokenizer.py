@@ -4,8 +4,8 @@ Reference: ``models/codec/vevo/vevo_repcodec.py`` (an AudioDec/RepCodec derivati
 arguments of ``hubert_large_l18_c32.yaml``, used by ``VevoInferencePipeline.extract_hubert_codec(...,
 token_type="hubert_vevo_codec", duration_reduction=True)``:
 
-1. ``encoder``: ``Conv1d(in -> enc, k3, no bias)``, then per stride an ``EncoderBlock`` = residual units
-   ``x + conv1x1(ELU(conv_k3(ELU(x))))`` (no biases) and a biased conv (k3 for stride 1, else k = 2 * stride);
+1. ``encoder``: ``Conv1d(in -> enc, k3, no bias)``, then per entry of ``enc_strides`` an ``EncoderBlock`` = residual units
+   ``x + conv1x1(ELU(conv_k3(ELU(x))))`` (no biases) and a biased k3 conv (all official strides are 1);
 2. ``projector``: ``Conv1d(k3, no bias)`` to ``code_dim``;
 3. nearest code by **plain** squared Euclidean distance to the columns of the EMA codebook buffer
    ``quantizer.codebook.layers.<i>.embed`` (``[code_dim, K]``: transposed relative to an embedding table);
@@ -77,26 +77,13 @@ def tiny_content_tokenizer_config(feature_dim: int = 32) -> ContentTokenizerConf
 class _SameConv(nn.Module):
     """``Conv1d`` with the reference's default padding ``(k - 1) // 2 * dilation``, kept under ``.conv``."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-                 bias: bool = True) -> None:
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, dilation: int = 1, bias: bool = True) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(in_ch, out_ch, kernel_size, stride=stride, padding=(kernel_size - 1) // 2 * dilation,
+        self.conv = nn.Conv1d(in_ch, out_ch, kernel_size, padding=(kernel_size - 1) // 2 * dilation,
                               dilation=dilation, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
-
-
-class _UpConv(nn.Module):
-    """The reference's ``ConvTranspose1d`` wrapper (``.deconv``), for decoder strides above 1."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int, bias: bool) -> None:
-        super().__init__()
-        self.deconv = nn.ConvTranspose1d(in_ch, out_ch, 2 * stride, stride=stride, padding=(stride + 1) // 2,
-                                         output_padding=1 if stride % 2 else 0, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.deconv(x)
 
 
 class _ResidualUnit(nn.Module):
@@ -113,12 +100,12 @@ class _ResidualUnit(nn.Module):
 
 
 class _EncoderBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, stride: int, dilations: tuple[int, ...], unit_kernel: int,
-                 bias: bool) -> None:
+    """Residual units, then a biased k3 conv (the reference's stride-1 case)."""
+
+    def __init__(self, in_ch: int, out_ch: int, dilations: tuple[int, ...], unit_kernel: int, bias: bool) -> None:
         super().__init__()
         self.res_units = nn.ModuleList(_ResidualUnit(in_ch, unit_kernel, d) for d in dilations)
-        # Stride 1 keeps a k3 conv (a k2 conv would change the length).
-        self.conv = _SameConv(in_ch, out_ch, 3 if stride == 1 else 2 * stride, stride=stride, bias=bias)
+        self.conv = _SameConv(in_ch, out_ch, 3, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for unit in self.res_units:
@@ -127,10 +114,11 @@ class _EncoderBlock(nn.Module):
 
 
 class _DecoderBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, stride: int, dilations: tuple[int, ...], unit_kernel: int,
-                 bias: bool) -> None:
+    """A biased k3 conv (the reference's stride-1 case), then residual units."""
+
+    def __init__(self, in_ch: int, out_ch: int, dilations: tuple[int, ...], unit_kernel: int, bias: bool) -> None:
         super().__init__()
-        self.conv = _SameConv(in_ch, out_ch, 3, bias=bias) if stride == 1 else _UpConv(in_ch, out_ch, stride, bias)
+        self.conv = _SameConv(in_ch, out_ch, 3, bias=bias)
         self.res_units = nn.ModuleList(_ResidualUnit(out_ch, unit_kernel, d) for d in dilations)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,9 +133,9 @@ class _Encoder(nn.Module):
         super().__init__()
         self.conv = _SameConv(c.input_channels, c.encode_channels, c.enc_kernel_size, bias=False)
         blocks, in_ch = [], c.encode_channels
-        for ratio, stride in zip(c.enc_ratios, c.enc_strides):
+        for ratio in c.enc_ratios:
             out_ch = int(c.encode_channels * ratio)
-            blocks.append(_EncoderBlock(in_ch, out_ch, stride, c.enc_block_dilations, c.enc_block_kernel_size, c.bias))
+            blocks.append(_EncoderBlock(in_ch, out_ch, c.enc_block_dilations, c.enc_block_kernel_size, c.bias))
             in_ch = out_ch
         self.conv_blocks = nn.ModuleList(blocks)
         self.out_channels = in_ch
@@ -166,8 +154,7 @@ class _Decoder(nn.Module):
         self.conv1 = _SameConv(c.code_dim, widths[0], c.dec_kernel_size, bias=False)
         outs = widths[1:] + [c.decode_channels]
         self.conv_blocks = nn.ModuleList(
-            _DecoderBlock(w, o, s, c.dec_block_dilations, c.dec_block_kernel_size, c.bias)
-            for w, o, s in zip(widths, outs, c.dec_strides)
+            _DecoderBlock(w, o, c.dec_block_dilations, c.dec_block_kernel_size, c.bias) for w, o in zip(widths, outs)
         )
         self.conv2 = _SameConv(outs[-1], c.output_channels, c.dec_kernel_size, bias=False)
 

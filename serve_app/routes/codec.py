@@ -1,14 +1,23 @@
-"""Codec routes. The codecs are not built yet: each route answers 503 naming it."""
+"""Codec routes: audio -> token JSON (``decisions.md``, "Codec token formats") and back.
+
+The token JSON is validated here, against the deployed model's own codebook sizes, before any model
+sees it (400 with a detail naming the rule). Encode answers JSON; decode answers WAV.
+"""
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
 
-from serve_app.routes.common import check_upload_sizes, AUDIO_RESPONSES, ERROR_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, not_built
-
-from serve_app.tokens import parse_dualcodec_tokens, parse_facodec_tokens
+from models import registry
+from serve_app.errors import APIError
+from serve_app.routes.common import (
+    AUDIO_RESPONSES, ERROR_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_response,
+    check_upload_sizes, not_built, read_audio, run_task,
+)
+from serve_app.tokens import InvalidTokens, parse_dualcodec_tokens, parse_facodec_tokens
 
 router = APIRouter(prefix="/api/codec", tags=["Codec"], dependencies=[Depends(check_upload_sizes)])
 
@@ -44,12 +53,51 @@ async def dualcodec_decode(
     not_built("dualcodec")
 
 
+async def _codec_spec(request: Request, model_key: str) -> tuple[str, dict]:
+    model = registry.get(model_key)
+    if not model.built:
+        not_built(model_key)
+    deployment = model.deployments[0]
+    return deployment, await request.app.state.backend.describe(deployment)
+
+
+async def _read_codec_audio(request: Request, audio: UploadFile, spec: dict, name: str):
+    """The upload at the codec's rate, within its length limits (400 naming them)."""
+    wave = await read_audio(request, audio, "audio", spec["sample_rate"])
+    seconds = len(wave) / spec["sample_rate"]
+    if seconds > spec["max_seconds"]:
+        raise APIError(400, f"audio: {seconds:.1f} s, {name} encodes at most {spec['max_seconds']:g} s per request")
+    if len(wave) < spec["min_samples"]:
+        raise APIError(400, f"audio: too short for {name} (at least {1000 * spec['min_samples'] / spec['sample_rate']:.0f} ms)")
+    return wave
+
+
+def _json(result: dict, body: dict) -> JSONResponse:
+    return JSONResponse(body, headers={"X-Amphion-Weights": result["weights"]})
+
+
+def _tokens_error(exc: InvalidTokens):
+    raise APIError(400, exc.detail) from None
+
+
 @router.post("/facodec/encode", summary="Encode audio into FACodec factorized tokens",
              responses=_json_response({"prosody_tokens": [[1, 2]], "content_tokens": [[3, 4], [5, 6]],
                                        "acoustic_tokens": [[7, 8], [9, 10], [11, 12]],
                                        "timbre_tokens": [0.1, -0.2], "sample_rate": 16000, "frame_rate": 80}))
-async def facodec_encode(audio: UploadFile = AUDIO):
-    not_built("facodec")
+async def facodec_encode(request: Request, audio: UploadFile = AUDIO):
+    deployment, spec = await _codec_spec(request, "facodec")
+    timing = ServerTiming()
+    with timing("decode"):
+        wave = await _read_codec_audio(request, audio, spec, "FACodec")
+    with timing("model"):
+        result = await run_task(request, deployment, "encode", {"audio": wave})
+    response = _json(result, {
+        "prosody_tokens": result["prosody"].tolist(), "content_tokens": result["content"].tolist(),
+        "acoustic_tokens": result["acoustic"].tolist(), "timbre_tokens": result["timbre"].tolist(),
+        "sample_rate": result["sample_rate"], "frame_rate": result["frame_rate"],
+    })
+    response.headers["Server-Timing"] = timing.header()
+    return response
 
 
 @router.post("/facodec/decode", responses=AUDIO_RESPONSES, summary="Decode FACodec factorized tokens into audio")
@@ -59,5 +107,19 @@ async def facodec_decode(
                        description="JSON object as returned by encode (timbre_tokens is a 256-float speaker embedding)"),
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    parse_facodec_tokens(tokens, request.app.state.settings.max_content_seconds)
-    not_built("facodec")
+    deployment, spec = await _codec_spec(request, "facodec")
+    sizes = set(spec["codebook_size"].values())
+    try:
+        parsed = parse_facodec_tokens(tokens, spec["max_seconds"], codebook_size=min(sizes),
+                                      timbre_dim=spec["timbre_dim"])
+    except InvalidTokens as exc:
+        _tokens_error(exc)
+    payload = {"prosody": parsed["prosody_tokens"], "content": parsed["content_tokens"],
+               "acoustic": parsed["acoustic_tokens"], "timbre": parsed["timbre_tokens"],
+               "subtype": SUBTYPES[response_format]}
+    timing = ServerTiming()
+    with timing("model"):
+        result = await run_task(request, deployment, "decode", payload)
+    response = audio_response(result, "facodec_output.wav")
+    response.headers["Server-Timing"] = timing.header()
+    return response
