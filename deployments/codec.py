@@ -30,6 +30,9 @@ log = logging.getLogger("amphion.codec")
 
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_BATCH_WAIT_S = 0.0
+#: Longest clip per request. FACodec's timbre encoder attends over all frames (80 per second), so its
+#: cost grows with the square of the duration; DualCodec's w2v-bert front end does too (50 Hz).
+MAX_SECONDS = {"FACodec": 60.0, "DualCodec": 120.0}
 
 
 class BatchedCodecService:
@@ -81,7 +84,7 @@ class BatchedCodecService:
 
     async def describe(self) -> dict:
         self._require()
-        return {"weights": self.weights_kind, **self._facts()}
+        return {"weights": self.weights_kind, "max_seconds": MAX_SECONDS[self.display_name], **self._facts()}
 
     async def info(self) -> dict:
         if self.codec is None:
@@ -201,6 +204,7 @@ class FACodecService(BatchedCodecService):
 
 FACodecDeployment = serve.deployment(
     FACodecService, name="FACodec", max_ongoing_requests=32, health_check_period_s=10, graceful_shutdown_timeout_s=120,
+    ray_actor_options={"num_cpus": 0.5},
 )
 
 
@@ -258,7 +262,8 @@ class DualCodecService(BatchedCodecService):
                             "semantic_codebook_size": c.semantic_codebook_size,
                             "acoustic_codebook_size": c.acoustic_codebook_size,
                             "max_quantizers": c.max_quantizers, "semantic_dim": c.semantic_dim}
-        return {"sample_rate": 24000, "models": models}
+        # Any clip is padded to whole frames (covering_length); 10 ms is the least worth a request.
+        return {"sample_rate": 24000, "min_samples": 240, "models": models}
 
     def _model(self, name: str):
         if name not in self.codec:
@@ -340,9 +345,6 @@ class DualCodecService(BatchedCodecService):
                 waves[i] = wav[row, 0].float().cpu().numpy()
         return waves  # type: ignore[return-value]
 
-    def _facts_rate(self) -> int:
-        return 24000
-
 
 def _to_w2v_bert_rate(audio_24k: np.ndarray) -> np.ndarray:
     from models.dualcodec.semantic import resample_for_w2v_bert
@@ -352,4 +354,5 @@ def _to_w2v_bert_rate(audio_24k: np.ndarray) -> np.ndarray:
 
 DualCodecDeployment = serve.deployment(
     DualCodecService, name="DualCodec", max_ongoing_requests=32, health_check_period_s=10, graceful_shutdown_timeout_s=120,
+    ray_actor_options={"num_cpus": 0.5},
 )

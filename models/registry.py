@@ -52,9 +52,13 @@ _MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("picoaudio", "PicoAudio", "tta", ("/api/tta/picoaudio",)),
     # Codecs
     ModelInfo("dualcodec", "DualCodec", "codec",
-              ("/api/codec/dualcodec/encode", "/api/codec/dualcodec/decode")),
+              ("/api/codec/dualcodec/encode", "/api/codec/dualcodec/decode"),
+              deployments=("DualCodec", "W2VBertSemantic"), sample_rate=24000,
+              notes="DualCodec 12hz_v1 and 25hz_v1; semantic features from the shared w2v-bert deployment"),
     ModelInfo("facodec", "FACodec", "codec",
-              ("/api/codec/facodec/encode", "/api/codec/facodec/decode")),
+              ("/api/codec/facodec/encode", "/api/codec/facodec/decode"),
+              deployments=("FACodec",), sample_rate=16000,
+              notes="NaturalSpeech 3 FACodec: prosody, content, acoustic-detail codes and a timbre embedding"),
     # Vocoders: built. The generic route serves all three.
     ModelInfo("bigvgan", "BigVGAN", "vocoder", ("/api/vocoder/bigvgan", "/api/vocoder/generic"),
               deployments=("BigVGAN",), sample_rate=24000,
@@ -87,9 +91,14 @@ def official_weights() -> dict:
     Imported lazily: the file table lives next to each model's loading code.
     """
     from models.asr.whisper import WHISPER_FILES
+    from models.dualcodec.official import OFFICIAL as dualcodec_files
+    from models.facodec.official import FACODEC_HUB_FILES
     from models.maskgct.official import OFFICIAL_PIPELINE_FILES
     from models.vocoders import OFFICIAL as vocoder_files
 
     return {**vocoder_files, **{f"maskgct/{name}": files for name, files in OFFICIAL_PIPELINE_FILES.items()},
             # Prompt transcripts for the TTS pipelines (requests without reference_text).
-            "maskgct/asr": WHISPER_FILES}
+            "maskgct/asr": WHISPER_FILES,
+            **{f"dualcodec/{name}": files for name, files in dualcodec_files.items()},
+            "dualcodec/w2v_bert": OFFICIAL_PIPELINE_FILES["w2v_bert"],
+            "facodec": FACODEC_HUB_FILES}

@@ -11,6 +11,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.asr import DEPLOYMENT_NAME as ASR_NAME, WhisperASRDeployment
+from deployments.codec import DualCodecDeployment, FACodecDeployment
 from deployments.maskgct import COMPONENT_DEPLOYMENTS as MASKGCT_COMPONENTS, MaskGCTDeployment
 from deployments.vocoder import VocoderDeployment
 from models import registry
@@ -76,6 +77,11 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
             components = {name: component(name) for name in model.deployments[1:]}
             name = model.deployments[0]
             handles[name] = MaskGCTDeployment.options(name=name).bind(components, **loading)
+        elif model.key == "dualcodec":
+            components = {name: component(name) for name in model.deployments[1:]}
+            handles["DualCodec"] = DualCodecDeployment.options(name="DualCodec").bind(components, **loading)
+        elif model.key == "facodec":
+            handles["FACodec"] = FACodecDeployment.options(name="FACodec").bind(**loading)
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
     options = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}
     if ingress_replicas is not None:

@@ -72,8 +72,11 @@ def _check_range(codes: np.ndarray, size: int, field: str, row: int) -> None:
                             f"outside 0..{size - 1}")
 
 
-def parse_dualcodec_tokens(text: str, model: str | None, max_seconds: float) -> tuple[np.ndarray, str]:
-    """`tokens` (the array, or the whole encode response) -> (int64 [n_q, frames], model name)."""
+def parse_dualcodec_tokens(text: str, model: str | None, max_seconds: float,
+                           sizes: dict[str, dict] | None = None) -> tuple[np.ndarray, str]:
+    """`tokens` (the array, or the whole encode response) -> (int64 [n_q, frames], model name).
+    ``sizes``: the deployed models' codebook sizes by name (``semantic_codebook_size``,
+    ``acoustic_codebook_size``); default the official ones."""
     value = _load(text)
     if isinstance(value, dict):
         if "tokens" not in value:
@@ -87,6 +90,10 @@ def parse_dualcodec_tokens(text: str, model: str | None, max_seconds: float) -> 
     spec = DUALCODEC_SPECS.get(model)
     if spec is None:
         raise InvalidTokens(f"model: must be one of {', '.join(DUALCODEC_SPECS)}")
+    if sizes is not None and model in sizes:
+        deployed = sizes[model]
+        spec = DualCodecSpec(model, int(deployed["semantic_codebook_size"]), int(deployed["acoustic_codebook_size"]),
+                             spec.max_quantizers, spec.frame_rate)
     codes = _int_matrix(value, "tokens")
     if codes.shape[0] > spec.max_quantizers:
         raise InvalidTokens(f"tokens: {codes.shape[0]} codebooks, {model} has at most {spec.max_quantizers}")

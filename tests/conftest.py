@@ -48,6 +48,7 @@ def served():
     import ray
     from ray import serve
 
+    from models import registry
     from serve_app.application import REPLICA_ENV, AppArgs, compose
 
     os.environ["AMPHION_API_KEYS"] = ",".join(INTEGRATION_KEYS)
@@ -56,7 +57,8 @@ def served():
     extra_env = {"AMPHION_G2P_DATA": str(G2P_DATA)} if G2P_DATA.is_dir() else {}
     os.environ.update(extra_env)
     port = _free_port()
-    ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING",
+    # Logical CPUs: enough for every replica to be scheduled; the real load is what the tests send.
+    ray.init(num_cpus=32, include_dashboard=False, logging_level="WARNING",
              runtime_env={"env_vars": {"AMPHION_API_KEYS": os.environ["AMPHION_API_KEYS"], **REPLICA_ENV,
                                           **extra_env}})
     try:
@@ -69,8 +71,8 @@ def served():
             try:
                 r = httpx.get(base + "/api/health", timeout=5)
                 models = r.json().get("models", {})
-                if r.status_code == 200 and all(models[k]["status"] in ("ready", "unavailable")
-                                                for k in ("bigvgan", "hifigan", "nsf_hifigan", "maskgct")):
+                if r.status_code == 200 and all(models[m.key]["status"] in ("ready", "unavailable")
+                                                for m in registry.built_models()):
                     break
             except Exception:
                 pass

@@ -65,16 +65,33 @@ def test_facodec_tokens():
         parse_facodec_tokens("{}", 600)
 
 
-def test_decode_routes_validate_tokens_before_answering():
-    app, _ = make_app()
+def test_decode_routes_validate_tokens_against_the_deployed_model():
+    """Real tiny codec services behind the routes: malformed or out-of-range tokens are a 400 naming
+    the rule; tokens of the other DualCodec model are refused; valid ones decode."""
+    from deployments.codec import DualCodecService, FACodecService
+
+    services = {"DualCodec": DualCodecService({}, weights="tiny"), "FACodec": FACodecService(weights="tiny")}
+    app, _ = make_app(services)
     with TestClient(app) as c:
         h = {"X-API-Key": KEYS[-1]}
         r = c.post("/api/codec/dualcodec/decode", headers=h, data={"tokens": "[[99999]]"})
-        assert r.status_code == 400 and "outside" in r.json()["detail"]
-        r = c.post("/api/codec/dualcodec/decode", headers=h, data={"tokens": "[[1, 2]]"})
-        assert r.status_code == 503 and "DualCodec" in r.json()["detail"]
+        assert r.status_code == 400 and "outside 0..16383" in r.json()["detail"]
+        other = json.dumps({"tokens": [[1, 2], [3, 4]], "model": "25hz_v1"})
+        r = c.post("/api/codec/dualcodec/decode", headers=h, data={"tokens": other, "model": "12hz_v1"})
+        assert r.status_code == 400 and "25hz_v1" in r.json()["detail"]
+        r = c.post("/api/codec/dualcodec/decode", headers=h, data={"tokens": "[[1, 2], [3, 4]]"})
+        assert r.status_code == 200 and r.headers["x-sample-rate"] == "24000"
         r = c.post("/api/codec/facodec/decode", headers=h, data={"tokens": "[1, 2]"})
-        assert r.status_code == 400
+        assert r.status_code == 400 and "facodec/encode" in r.json()["detail"]
+        r = c.post("/api/codec/facodec/decode", headers=h, data={"tokens": json.dumps(facodec_response())})
+        assert r.status_code == 400 and "timbre_tokens" in r.json()["detail"]   # the tiny timbre is 16 wide
+
+
+def test_codec_routes_without_their_deployment_answer_503():
+    app, _ = make_app()
+    with TestClient(app) as c:
+        r = c.post("/api/codec/dualcodec/decode", headers={"X-API-Key": KEYS[-1]}, data={"tokens": "[[1, 2]]"})
+        assert r.status_code == 503 and "DualCodec" in r.json()["detail"]
 
 
 def test_sliding_window_minute_and_hour():

@@ -117,6 +117,10 @@ class DualCodec(nn.Module):
         return self.config.semantic_downsample_factor
 
     @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
     def semantic_dim(self) -> int:
         """Channels of ``semantic_repr`` (1024 officially)."""
         return self.config.semantic_dim

@@ -17,7 +17,7 @@ from serve_app.routes.common import (
     AUDIO_RESPONSES, ERROR_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_response,
     check_upload_sizes, not_built, read_audio, run_task,
 )
-from serve_app.tokens import InvalidTokens, parse_dualcodec_tokens, parse_facodec_tokens
+from serve_app.tokens import parse_dualcodec_tokens, parse_facodec_tokens
 
 router = APIRouter(prefix="/api/codec", tags=["Codec"], dependencies=[Depends(check_upload_sizes)])
 
@@ -34,10 +34,28 @@ def _json_response(example: dict) -> dict:
              responses=_json_response({"tokens": [[1, 2, 3], [4, 5, 6]], "sample_rate": 24000, "frame_rate": 12.5,
                                        "model": "12hz_v1", "num_quantizers": 2}))
 async def dualcodec_encode(
+    request: Request,
     audio: UploadFile = AUDIO,
-    model: Literal["12hz_v1", "25hz_v1"] = Form("12hz_v1", description="DualCodec variant"),
+    model: Literal["12hz_v1", "25hz_v1"] = Form("12hz_v1", description="DualCodec variant: 12.5 Hz (8 codebooks: "
+                                                "semantic + 7 acoustic) or 25 Hz (12: semantic + 11 acoustic)"),
+    num_quantizers: Optional[int] = Form(None, ge=1, le=12, description="Codebooks to return (1 = semantic only); "
+                                          "default all of the model's (8 for 12hz_v1, 12 for 25hz_v1)"),
 ):
-    not_built("dualcodec")
+    deployment, spec = await _codec_spec(request, "dualcodec")
+    limit = spec["models"][model]["max_quantizers"]
+    if num_quantizers is not None and num_quantizers > limit:
+        raise APIError(400, f"num_quantizers: {model} has {limit} codebooks, {num_quantizers} asked")
+    timing = ServerTiming()
+    with timing("decode"):
+        wave = await _read_codec_audio(request, audio, spec, "DualCodec")
+    with timing("model"):
+        result = await run_task(request, deployment, "encode",
+                                {"audio": wave, "model": model, "num_quantizers": num_quantizers})
+    response = _json(result, {"tokens": result["tokens"].tolist(), "sample_rate": result["sample_rate"],
+                              "frame_rate": result["frame_rate"], "model": result["model"],
+                              "num_quantizers": result["num_quantizers"]})
+    response.headers["Server-Timing"] = timing.header()
+    return response
 
 
 @router.post("/dualcodec/decode", responses=AUDIO_RESPONSES, summary="Decode DualCodec tokens into audio")
@@ -46,11 +64,20 @@ async def dualcodec_decode(
     tokens: str = Form(..., min_length=2, max_length=TOKENS_MAX,
                        description="JSON array of codebooks (row 0 semantic, rows 1.. acoustic), "
                                    "or the whole encode response"),
-    model: Optional[Literal["12hz_v1", "25hz_v1"]] = Form(None, description="DualCodec variant"),
+    model: Optional[Literal["12hz_v1", "25hz_v1"]] = Form(None, description="DualCodec variant (default: the one "
+                                                          "named in the encode response, else 12hz_v1)"),
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    parse_dualcodec_tokens(tokens, model, request.app.state.settings.max_content_seconds)
-    not_built("dualcodec")
+    deployment, spec = await _codec_spec(request, "dualcodec")
+    # InvalidTokens answers 400 with its detail (serve_app.errors).
+    codes, name = parse_dualcodec_tokens(tokens, model, spec["max_seconds"], sizes=spec["models"])
+    timing = ServerTiming()
+    with timing("model"):
+        result = await run_task(request, deployment, "decode",
+                                {"tokens": codes, "model": name, "subtype": SUBTYPES[response_format]})
+    response = audio_response(result, "dualcodec_output.wav")
+    response.headers["Server-Timing"] = timing.header()
+    return response
 
 
 async def _codec_spec(request: Request, model_key: str) -> tuple[str, dict]:
@@ -74,10 +101,6 @@ async def _read_codec_audio(request: Request, audio: UploadFile, spec: dict, nam
 
 def _json(result: dict, body: dict) -> JSONResponse:
     return JSONResponse(body, headers={"X-Amphion-Weights": result["weights"]})
-
-
-def _tokens_error(exc: InvalidTokens):
-    raise APIError(400, exc.detail) from None
 
 
 @router.post("/facodec/encode", summary="Encode audio into FACodec factorized tokens",
@@ -109,11 +132,7 @@ async def facodec_decode(
 ):
     deployment, spec = await _codec_spec(request, "facodec")
     sizes = set(spec["codebook_size"].values())
-    try:
-        parsed = parse_facodec_tokens(tokens, spec["max_seconds"], codebook_size=min(sizes),
-                                      timbre_dim=spec["timbre_dim"])
-    except InvalidTokens as exc:
-        _tokens_error(exc)
+    parsed = parse_facodec_tokens(tokens, spec["max_seconds"], codebook_size=min(sizes), timbre_dim=spec["timbre_dim"])
     payload = {"prosody": parsed["prosody_tokens"], "content": parsed["content_tokens"],
                "acoustic": parsed["acoustic_tokens"], "timbre": parsed["timbre_tokens"],
                "subtype": SUBTYPES[response_format]}

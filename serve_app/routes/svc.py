@@ -22,7 +22,7 @@ async def vevosing(
     mode: Literal["fm", "ar"] = Form("fm", description="`fm`: timbre only (flow matching); `ar`: full control "
                                                       "(the AR stage also takes the reference's style)"),
     use_shifted_src: bool = Form(True, description="Shift the source to the reference's key before taking its melody"),
-    flow_matching_steps: int = Form(32, ge=1, le=200, description="Number of flow-matching steps"),
+    flow_matching_steps: int = Form(32, ge=1, le=128, description="Number of flow-matching steps (1 to 128)"),
     lyrics: Optional[str] = Form(None, max_length=2000, description="Lyrics for ar mode; transcribed when absent"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),

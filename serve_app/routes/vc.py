@@ -11,7 +11,7 @@ from serve_app.routes.common import check_upload_sizes, AUDIO_RESPONSES, RESPONS
 router = APIRouter(prefix="/api/vc", tags=["VC"], dependencies=[Depends(check_upload_sizes)])
 
 SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible for the same inputs")
-STEPS = Form(32, ge=1, le=200, description="Number of flow-matching steps")
+STEPS = Form(32, ge=1, le=128, description="Number of flow-matching steps (1 to 128)")
 
 
 @router.post("/noro", responses=AUDIO_RESPONSES, summary="Voice conversion with Noro")
