@@ -33,16 +33,27 @@ _MODELS: tuple[ModelInfo, ...] = (
               sample_rate=24000,
               notes="MaskGCT zero-shot TTS: w2v-bert-2.0 semantic prompt, T2S, S2A, acoustic codec; "
                     "Whisper transcribes prompts sent without reference_text"),
-    ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",)),
+    ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",),
+              deployments=("VevoTTS", "VevoTokenizer", "VevoARTTS", "VevoFM", "VevoVocoder", "WhisperASR"),
+              sample_rate=24000, notes="Vevo TTS: phones -> AR PhoneToVq8192 -> flow matching -> Vocos"),
     ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",)),
     ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",)),
     # Voice conversion
     ModelInfo("noro", "Noro", "vc", ("/api/vc/noro",)),
-    ModelInfo("vevo_timbre", "Vevo timbre conversion", "vc", ("/api/vc/vevo-timbre",)),
-    ModelInfo("vevo_style", "Vevo style conversion", "vc", ("/api/vc/vevo-style",)),
-    ModelInfo("vevo_voice", "Vevo voice conversion", "vc", ("/api/vc/vevo-voice",)),
+    ModelInfo("vevo_timbre", "Vevo timbre conversion", "vc", ("/api/vc/vevo-timbre",),
+              deployments=("VevoTimbre", "VevoTokenizer", "VevoFM", "VevoVocoder"), sample_rate=24000,
+              notes="Vevo flow matching with the reference's timbre"),
+    ModelInfo("vevo_style", "Vevo style conversion", "vc", ("/api/vc/vevo-style",),
+              deployments=("VevoStyle", "VevoTokenizer", "VevoARVC", "VevoFM", "VevoVocoder"), sample_rate=24000,
+              notes="Vevo AR with the reference's style; the source's timbre"),
+    ModelInfo("vevo_voice", "Vevo voice conversion", "vc", ("/api/vc/vevo-voice",),
+              deployments=("VevoVoice", "VevoTokenizer", "VevoARVC", "VevoFM", "VevoVocoder"), sample_rate=24000,
+              notes="Vevo AR (style) and flow matching (timbre) from the reference"),
     # Singing voice conversion
-    ModelInfo("vevosing", "VevoSing", "svc", ("/api/svc/vevosing",)),
+    ModelInfo("vevosing", "VevoSing", "svc", ("/api/svc/vevosing",),
+              deployments=("VevoSing", "VevoSingContentStyle", "VevoSingProsody", "VevoSingAR", "VevoSingFM",
+                           "VevoSingVocoder", "WhisperASR"), sample_rate=24000,
+              notes="Vevo1.5: Whisper + chromagram Coco tokens, AR, flow matching, Vocos"),
     ModelInfo("diffcomosvc", "DiffComoSVC", "svc", ("/api/svc/diffcomosvc",)),
     ModelInfo("transformersvc", "TransformerSVC", "svc", ("/api/svc/transformersvc",)),
     ModelInfo("vitssvc", "VitsSVC", "svc", ("/api/svc/vitssvc",)),
@@ -94,6 +105,8 @@ def official_weights() -> dict:
     from models.dualcodec.official import OFFICIAL as dualcodec_files
     from models.facodec.official import FACODEC_HUB_FILES
     from models.maskgct.official import OFFICIAL_PIPELINE_FILES
+    from models.vevo.official import OFFICIAL_FILES as vevo_files
+    from models.vevosing.official import OFFICIAL_FILES as vevosing_files
     from models.vocoders import OFFICIAL as vocoder_files
 
     return {**vocoder_files, **{f"maskgct/{name}": files for name, files in OFFICIAL_PIPELINE_FILES.items()},
@@ -101,4 +114,6 @@ def official_weights() -> dict:
             "maskgct/asr": WHISPER_FILES,
             **{f"dualcodec/{name}": files for name, files in dualcodec_files.items()},
             "dualcodec/w2v_bert": OFFICIAL_PIPELINE_FILES["w2v_bert"],
-            "facodec": FACODEC_HUB_FILES}
+            "facodec": FACODEC_HUB_FILES,
+            **{f"vevo/{name}": files for name, files in vevo_files.items()},
+            **{f"vevosing/{name}": files for name, files in vevosing_files.items()}}

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.asr import DEPLOYMENT_NAME as ASR_NAME, WhisperASRDeployment
 from deployments.codec import DualCodecDeployment, FACodecDeployment
+from deployments.vevo import PART_DEPLOYMENTS as VEVO_PARTS, VEVO_PIPELINES, VevoDeployment, VevoSingDeployment
 from deployments.maskgct import COMPONENT_DEPLOYMENTS as MASKGCT_COMPONENTS, MaskGCTDeployment
 from deployments.vocoder import VocoderDeployment
 from models import registry
@@ -60,8 +61,12 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
 
     def component(name: str):
         if name not in bound_components:
-            bound_components[name] = COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading,
-                                                                                        dtype=parsed.dtype)
+            if name in VEVO_PARTS:  # one class per family, deployed once per part
+                deployment, part = VEVO_PARTS[name]
+                bound_components[name] = deployment.options(name=name).bind(part, **loading, dtype=parsed.dtype)
+            else:
+                bound_components[name] = COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading,
+                                                                                            dtype=parsed.dtype)
         return bound_components[name]
 
     handles = {}
@@ -80,6 +85,14 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_c
         elif model.key == "dualcodec":
             components = {name: component(name) for name in model.deployments[1:]}
             handles["DualCodec"] = DualCodecDeployment.options(name="DualCodec").bind(components, **loading)
+        elif model.deployments[0] in VEVO_PIPELINES:
+            name = model.deployments[0]
+            components = {n: component(n) for n in model.deployments[1:]}
+            handles[name] = VevoDeployment.options(name=name).bind(VEVO_PIPELINES[name], components,
+                                                                   weights=parsed.weights)
+        elif model.key == "vevosing":
+            components = {n: component(n) for n in model.deployments[1:]}
+            handles["VevoSing"] = VevoSingDeployment.options(name="VevoSing").bind(components, weights=parsed.weights)
         elif model.key == "facodec":
             handles["FACodec"] = FACodecDeployment.options(name="FACodec").bind(**loading)
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})

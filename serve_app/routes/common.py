@@ -173,3 +173,27 @@ async def run_task(request: Request, deployment: str, method: str, payload: dict
         raise
     progress.completed()
     return result
+
+
+async def audio_model_route(request: Request, model_key: str, method: str, uploads: dict[str, tuple[UploadFile, str]],
+                            fields: dict, response_format: str) -> Response:
+    """The common shape of a generating route: decode each upload (form field -> (file, payload key))
+    at the model's rate, call ``method`` on the model's pipeline deployment with them and ``fields``,
+    answer the WAV with timings."""
+    model = registry.get(model_key)
+    if not model.built:
+        not_built(model_key)
+    deployment = model.deployments[0]
+    spec = await request.app.state.backend.describe(deployment)
+    timing = ServerTiming()
+    payload = dict(fields)
+    with timing("decode"):
+        for field, (upload, key) in uploads.items():
+            payload[key] = await read_audio(request, upload, field, spec["sample_rate"])
+    payload["subtype"] = SUBTYPES[response_format]
+    with timing("model"):
+        result = await run_task(request, deployment, method, payload)
+    timing.add("compute", result.get("compute_s"))
+    response = audio_response(result, f"{model_key}_output.wav")
+    response.headers["Server-Timing"] = timing.header()
+    return response

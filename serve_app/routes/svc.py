@@ -1,12 +1,15 @@
-"""Singing voice conversion routes. The models behind them are not built yet: each answers 503 naming it."""
+"""Singing voice conversion routes: VevoSing is served; the experimental Amphion SVC recipes answer
+503 naming them until built."""
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from serve_app.routes.common import check_upload_sizes, AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, not_built
+from serve_app.routes.common import (
+    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes, not_built,
+)
 
 router = APIRouter(prefix="/api/svc", tags=["SVC"], dependencies=[Depends(check_upload_sizes)])
 
@@ -17,6 +20,7 @@ SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible f
 
 @router.post("/vevosing", responses=AUDIO_RESPONSES, summary="Singing voice conversion with VevoSing")
 async def vevosing(
+    request: Request,
     content_audio: UploadFile = CONTENT,
     reference_audio: UploadFile = REFERENCE,
     mode: Literal["fm", "ar"] = Form("fm", description="`fm`: timbre only (flow matching); `ar`: full control "
@@ -27,7 +31,11 @@ async def vevosing(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("vevosing")
+    return await audio_model_route(
+        request, "vevosing", "generate",
+        {"content_audio": (content_audio, "source"), "reference_audio": (reference_audio, "reference")},
+        dict(mode=mode, use_shifted_src=use_shifted_src, flow_matching_steps=flow_matching_steps, lyrics=lyrics,
+             seed=seed), response_format)
 
 
 def _experimental(path: str, key: str, name: str):

@@ -1,4 +1,4 @@
-"""Text-to-speech routes. MaskGCT is served; the others answer 503 naming their model until built."""
+"""Text-to-speech routes. MaskGCT and Vevo TTS are served; the others answer 503 naming their model until built."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from models import registry
 from serve_app.routes.common import (
-    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_response, check_upload_sizes,
-    not_built, read_audio, run_task,
+    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_model_route, audio_response,
+    check_upload_sizes, not_built, read_audio, run_task,
 )
 
 router = APIRouter(prefix="/api/tts", tags=["TTS"], dependencies=[Depends(check_upload_sizes)])
@@ -61,16 +61,23 @@ async def maskgct(
 
 @router.post("/vevo", responses=AUDIO_RESPONSES, summary="Speech from text with Vevo TTS")
 async def vevo(
+    request: Request,
     text: str = TEXT,
     reference_audio: UploadFile = File(..., description="Reference audio for the voice"),
     mode: Literal["fm", "ar"] = Form(
         "fm", description="`fm`: take only the timbre from the reference; `ar`: also prompt the AR stage with its style"),
-    reference_text: Optional[str] = Form(None, max_length=TEXT_MAX,
+    reference_text: Optional[str] = Form(None, min_length=1, max_length=TEXT_MAX,
                                          description="Transcript of the reference (ar mode); transcribed when absent"),
+    language: str = Form("auto", min_length=2, max_length=16,
+                         description="Language of `text`: en, zh (mixed zh/en too), fr, de, ko, or auto (detected)"),
+    flow_matching_steps: int = Form(32, ge=1, le=128, description="Number of flow-matching steps (1 to 128)"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("vevo_tts")
+    return await audio_model_route(
+        request, "vevo_tts", "generate", {"reference_audio": (reference_audio, "reference")},
+        dict(text=text, mode=mode, reference_text=reference_text, language=language,
+             flow_matching_steps=flow_matching_steps, seed=seed), response_format)
 
 
 @router.post("/metis", responses=AUDIO_RESPONSES, summary="Speech from text with Metis")

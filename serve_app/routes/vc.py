@@ -1,12 +1,15 @@
-"""Voice conversion routes. The models behind them are not built yet: each answers 503 naming it."""
+"""Voice conversion routes: the Vevo family is served (one pipeline deployment per route); Noro
+answers 503 naming it until built."""
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from serve_app.routes.common import check_upload_sizes, AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, not_built
+from serve_app.routes.common import (
+    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes, not_built,
+)
 
 router = APIRouter(prefix="/api/vc", tags=["VC"], dependencies=[Depends(check_upload_sizes)])
 
@@ -26,27 +29,33 @@ async def noro(
 
 @router.post("/vevo-timbre", responses=AUDIO_RESPONSES, summary="Convert voice timbre with Vevo (flow matching)")
 async def vevo_timbre(
+    request: Request,
     source_audio: UploadFile = File(..., description="Source audio"),
     reference_audio: UploadFile = File(..., description="Timbre reference"),
     flow_matching_steps: int = STEPS,
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("vevo_timbre")
+    return await _convert(request, "vevo_timbre", source_audio, reference_audio, response_format,
+                          flow_matching_steps=flow_matching_steps, seed=seed)
 
 
 @router.post("/vevo-style", responses=AUDIO_RESPONSES, summary="Convert voice style (accent, emotion, prosody) with Vevo")
 async def vevo_style(
+    request: Request,
     source_audio: UploadFile = File(..., description="Source audio"),
     reference_audio: UploadFile = File(..., description="Style reference"),
+    flow_matching_steps: int = STEPS,
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("vevo_style")
+    return await _convert(request, "vevo_style", source_audio, reference_audio, response_format,
+                          flow_matching_steps=flow_matching_steps, seed=seed)
 
 
 @router.post("/vevo-voice", responses=AUDIO_RESPONSES, summary="Full voice conversion (style and timbre) with Vevo")
 async def vevo_voice(
+    request: Request,
     source_audio: UploadFile = File(..., description="Source audio"),
     reference_audio: UploadFile = File(..., description="Voice reference"),
     mode: Literal["fm", "ar"] = Form("ar", description="`ar`: convert style and timbre; `fm`: timbre only"),
@@ -54,4 +63,12 @@ async def vevo_voice(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("vevo_voice")
+    return await _convert(request, "vevo_voice", source_audio, reference_audio, response_format, mode=mode,
+                          flow_matching_steps=flow_matching_steps, seed=seed)
+
+
+async def _convert(request: Request, model_key: str, source: UploadFile, reference: UploadFile,
+                   response_format: str, **fields):
+    return await audio_model_route(request, model_key, "generate",
+                                   {"source_audio": (source, "source"), "reference_audio": (reference, "reference")},
+                                   fields, response_format)
