@@ -422,7 +422,7 @@ def run_child(family: str, argv: list[str], timeout: float) -> dict:
 def summary_line(label: str, part: dict) -> list[str]:
     enc, dec = part["encode"], part["decode"]
     raw_enc = enc.get("raw_codec", enc.get("raw"))
-    w2v = f" incl. w2v-bert {enc['raw_w2v_bert']['x_real_time']}x" if "raw_w2v_bert" in enc else ""
+    w2v = f" + w2v-bert {enc['raw_w2v_bert']['x_real_time']}x" if "raw_w2v_bert" in enc else ""
     batch = part["batch"]["encode"]
     return [
         f"  {label:<18} encode: service {enc['service']['x_real_time']:>8}x  raw {enc['raw_x_real_time']:>8}x"
@@ -465,7 +465,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed encode + decode rounds first")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--batch-seconds", type=float, default=2.0, help="length of each clip of the batch test")
-    parser.add_argument("--batch-repeats", type=int, default=2)
+    parser.add_argument("--batch-repeats", type=int,
+                        help="default 3 with tiny weights, 1 at official sizes (~1 s of compute per audio second on a CPU)")
     parser.add_argument("--only", choices=FAMILIES, action="append", help="measure only this family (repeatable)")
     parser.add_argument("--wait-quiet", type=float, default=10,
                         help="before each family, wait up to this many seconds for other processes to go quiet")
@@ -473,6 +474,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts = parser.parse_args(argv)
     if opts.official_size_random and opts.weights == "pretrained":
         parser.error("--official-size-random builds random weights; leave out --weights pretrained")
+    if opts.batch_repeats is None:
+        opts.batch_repeats = 3 if opts.weights == "tiny" and not opts.official_size_random else 1
     return opts
 
 
