@@ -6,15 +6,16 @@
   facodec    FACodec through ``deployments.codec.FACodecService`` against ``FACodec.encode/decode``
 
 For each: N clips of D seconds (speech-like test signal) encoded and decoded one at a time after a
-warm-up, service and raw calls interleaved clip by clip so that a busy neighbour slows both alike;
-the difference is the serving overhead (resampling, numpy/WAV conversion, threads). Then the batch
+warm-up, service and raw calls interleaved clip by clip so that a busy neighbour slows both alike,
+both on the same worker threads (see :class:`WorkerThreads`); the difference is the serving overhead
+(resampling, padding, numpy and WAV conversion, the handle and thread hops). Then the batch
 gain: the services' ``_encode_items`` / ``_decode_items`` on a batch of B equal-length clips against
 B calls of one clip, alternated ``--batch-repeats`` times; the ratio uses the least disturbed of each.
 
 Weights: ``--weights tiny`` (seeded small models, what runs on a CPU), ``--weights pretrained`` (the
 official files, e.g. on a GPU machine), or ``--official-size-random``: the official architectures
 with seeded random weights, built in place (no download), to measure official-size speed without
-the files. w2v-bert-2.0 (17 of 24 layers, ~430 M parameters) is not built at official size unless
+the files. w2v-bert-2.0 (17 of 24 layers, 411 M parameters) is not built at official size unless
 ``--official-w2v-bert on`` (``auto``: on for CUDA only; on this CPU it runs at ~0.5x real time):
 without it the DualCodec service receives random features of the right shape [F, 1024] and its
 encode figures are the codec part only (the output says so).
@@ -34,6 +35,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -167,10 +169,10 @@ class WorkerThreads:
 
 
 class Stopwatch:
-    """Per-call times of one named operation, summarised as x real time for ``audio_s`` per call."""
+    """Per-call times of one named operation, in call order."""
 
-    def __init__(self, audio_s: float, sync: Callable[[], None]) -> None:
-        self.audio_s, self.sync, self.times = audio_s, sync, []
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self.sync, self.times = sync, []
 
     def __call__(self, fn, *args):
         t0 = time.perf_counter()
@@ -179,15 +181,30 @@ class Stopwatch:
         self.times.append(time.perf_counter() - t0)
         return out
 
-    def figures(self) -> dict:
-        return {**percentiles(self.times), "x_real_time": round(self.audio_s * len(self.times) / sum(self.times), 2)}
+
+def clip_figures(times: list[float], audio_s: float) -> dict:
+    """Latency percentiles; x real time over all calls, and of the fastest (least disturbed) call."""
+    return {**percentiles(times), "x_real_time": round(audio_s * len(times) / sum(times), 2),
+            "x_real_time_best": round(audio_s / min(times), 2)}
+
+
+def overhead(audio_s: float, service: list[float], *raw: list[float]) -> dict:
+    """Service cost over the raw model calls of the same rounds (``raw`` parts summed per round):
+    the median of the per-round differences, so that a round slowed by a neighbour counts once."""
+    raw_per_round = [sum(parts) for parts in zip(*raw)]
+    diffs = [s - r for s, r in zip(service, raw_per_round)]
+    return {"raw_x_real_time": round(audio_s * len(raw_per_round) / sum(raw_per_round), 2),
+            "service_overhead_ms_per_clip": round(statistics.median(diffs) * 1000, 2),
+            "service_overhead_share": round(statistics.median(d / s for d, s in zip(diffs, service)), 3)}
 
 
 def batch_gain(items_fn: Callable[[list], list], item: dict, opts) -> dict:
     """``items_fn([item] * opts.batch)`` against ``opts.batch`` calls of ``items_fn([item])``, alternated
-    ``opts.batch_repeats`` times; the least disturbed time of each counts."""
+    ``opts.batch_repeats`` times; the least disturbed time of each counts. Only the one-item call is
+    warmed up: at official sizes on a CPU a batch-shaped warm-up would cost as much as the measurement
+    (up to half a minute for FACodec decode), and the first batch's extra setup is small next to that."""
     batch, audio_s = opts.batch, opts.batch_seconds
-    items_fn([item] * batch)                    # warm-up at the batch shape (allocations, kernels)
+    items_fn([item])
     singles, batches, busy = [], [], []
     for _ in range(opts.batch_repeats):
         with CpuWindow() as window:
@@ -209,31 +226,23 @@ def batch_gain(items_fn: Callable[[list], list], item: dict, opts) -> dict:
 
 def measure_rounds(opts, sync: Callable[[], None], one_round: Callable) -> tuple[dict, dict, object]:
     """``opts.warmup`` untimed rounds, then ``opts.clips`` timed ones. ``one_round(run)`` makes every call
-    as ``run(name, fn, *args)``; returns (figures per name, CPU figures of the timed rounds, last
+    as ``run(name, fn, *args)``; returns (times per name, CPU figures of the timed rounds, last
     round's return value)."""
     stopwatches: dict[str, Stopwatch] = {}
 
     def timed(name: str, fn, *args):
-        return stopwatches.setdefault(name, Stopwatch(opts.seconds, sync))(fn, *args)
+        return stopwatches.setdefault(name, Stopwatch(sync))(fn, *args)
 
     for _ in range(opts.warmup):
         last = one_round(lambda name, fn, *args: fn(*args))
     with CpuWindow() as window:
         for _ in range(opts.clips):
             last = one_round(timed)
-    return {name: s.figures() for name, s in stopwatches.items()}, window.figures, last
+    return {name: s.times for name, s in stopwatches.items()}, window.figures, last
 
 
 def params(module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def overhead(audio_s: float, service: dict, *raw: dict) -> dict:
-    """Service cost over the raw model calls (summed): milliseconds per clip (means) and as a share."""
-    raw_ms = sum(r["mean_ms"] for r in raw)
-    return {"raw_x_real_time": round(audio_s * 1000 / raw_ms, 2),
-            "service_overhead_ms_per_clip": round(service["mean_ms"] - raw_ms, 2),
-            "service_overhead_share": round((service["mean_ms"] - raw_ms) / service["mean_ms"], 3)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,17 +334,18 @@ def child_dualcodec(opts) -> dict:
             run("raw_decode", worker.call, codec.decode, semantic, acoustic)
             return decoded
 
-        figures, cpu, decoded = measure_rounds(opts, sync, one_round)
-        raw_encode = [figures["raw_codec_encode"]] + ([figures["raw_w2v_bert"]] if "raw_w2v_bert" in figures else [])
+        times, cpu, decoded = measure_rounds(opts, sync, one_round)
+        figures = {key: clip_figures(t, opts.seconds) for key, t in times.items()}
+        raw_encode = [times[key] for key in ("raw_codec_encode", "raw_w2v_bert") if key in times]
         batch_item = served_item(batch_clip, name)
         tokens = worker.call(service._encode_items, [batch_item])[0]["tokens"]
         result["models"][name] = {
             "params": params(codec), "frame_rate": codec.frame_rate, "num_quantizers": int(tokens.shape[0]),
             "encode": {"service": figures["service_encode"], "raw_codec": figures["raw_codec_encode"],
                        **({"raw_w2v_bert": figures["raw_w2v_bert"]} if "raw_w2v_bert" in figures else {}),
-                       **overhead(opts.seconds, figures["service_encode"], *raw_encode)},
+                       **overhead(opts.seconds, times["service_encode"], *raw_encode)},
             "decode": {"service": figures["service_decode"], "raw": figures["raw_decode"],
-                       **overhead(opts.seconds, figures["service_decode"], figures["raw_decode"]),
+                       **overhead(opts.seconds, times["service_decode"], times["raw_decode"]),
                        "decoded_s": round(decoded["duration"], 3)},
             "cpu": cpu,
             "batch": {
@@ -382,16 +392,17 @@ def child_facodec(opts) -> dict:
         run("raw_decode", worker.call, codec.decode, raw["prosody"], raw["content"], raw["acoustic"], raw["timbre"])
         return decoded
 
-    figures, cpu, decoded = measure_rounds(opts, sync, one_round)
+    times, cpu, decoded = measure_rounds(opts, sync, one_round)
+    figures = {key: clip_figures(t, opts.seconds) for key, t in times.items()}
     batch_clip = test_clip(opts.batch_seconds, FACODEC_RATE)
     batch_codes = worker.call(service._encode_items, [{"audio": batch_clip}])[0]
     result = {
         "weights": service.weights_kind, "build_s": round(build_s, 2), "torch_threads": torch.get_num_threads(),
         "params": params(codec), "frame_rate": codec.frame_rate,
         "encode": {"service": figures["service_encode"], "raw": figures["raw_encode"],
-                   **overhead(opts.seconds, figures["service_encode"], figures["raw_encode"])},
+                   **overhead(opts.seconds, times["service_encode"], times["raw_encode"])},
         "decode": {"service": figures["service_decode"], "raw": figures["raw_decode"],
-                   **overhead(opts.seconds, figures["service_decode"], figures["raw_decode"]),
+                   **overhead(opts.seconds, times["service_decode"], times["raw_decode"]),
                    "decoded_s": round(decoded["duration"], 3)},
         "cpu": cpu,
         "batch": {
@@ -426,11 +437,12 @@ def summary_line(label: str, part: dict) -> list[str]:
     batch = part["batch"]["encode"]
     return [
         f"  {label:<18} encode: service {enc['service']['x_real_time']:>8}x  raw {enc['raw_x_real_time']:>8}x"
-        f" (codec {raw_enc['x_real_time']}x{w2v})  overhead {enc['service_overhead_ms_per_clip']} ms/clip",
+        f" (codec {raw_enc['x_real_time']}x{w2v})  overhead {enc['service_overhead_ms_per_clip']} ms/clip (median)",
         f"  {'':<18} decode: service {dec['service']['x_real_time']:>8}x  raw {dec['raw_x_real_time']:>8}x"
-        f"  overhead {dec['service_overhead_ms_per_clip']} ms/clip",
+        f"  overhead {dec['service_overhead_ms_per_clip']} ms/clip (median)",
         f"  {'':<18} batch of {batch['size']} ({batch['clip_s']:g} s clips) vs one at a time: encode {batch['ratio']}x,"
         f" decode {part['batch']['decode']['ratio']}x",
+        f"  {'':<18} other processes kept {part['cpu']['other_busy_cores']} cores busy during the timed clips",
     ]
 
 

@@ -83,3 +83,9 @@ def served():
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The state-loss test kills the shared state actor: it runs after every other test, so that no
+    other test depends on which replicas have already noticed the replacement."""
+    items.sort(key=lambda item: "test_integration_state_loss" in item.nodeid)

@@ -407,10 +407,11 @@ def test_wav_duration():
 # ------------------------------------------------------------------------------------- memory
 
 MEMORY_PROBE = textwrap.dedent("""
-    import io, json, resource, sys, time
-    import psutil
-    proc = psutil.Process()
-    rss_start = proc.memory_info().rss
+    import io, json, sys, time
+    def status():  # resident and peak resident set, from the kernel's own accounting
+        fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+        return {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM")}
+    rss_start = status()["VmRSS"]
     sys.path.insert(0, sys.argv[2])
     import numpy as np, soundfile as sf
     from serve_app.audio_io import decode_audio
@@ -418,15 +419,13 @@ MEMORY_PROBE = textwrap.dedent("""
     warm = io.BytesIO()
     sf.write(warm, np.zeros((4800, 2), np.int16), 48000, format="WAV")
     decode_audio(warm.getvalue(), field="audio", target_sr=24000, max_seconds=600)
-    rss_before = proc.memory_info().rss
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = status()
     t = time.perf_counter()
     y = decode_audio(sys.argv[1], field="audio", target_sr=24000, max_seconds=600)
     seconds = time.perf_counter() - t
-    peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"samples": int(y.shape[0]), "seconds": seconds, "rss_start": rss_start,
-                      "rss_before": rss_before, "peak_before": peak_before, "peak_after": peak_after,
-                      "finite": bool(np.isfinite(y).all())}))
+                      "rss_before": before["VmRSS"], "peak_before": before["VmHWM"],
+                      "peak_after": status()["VmHWM"], "finite": bool(np.isfinite(y).all())}))
 """)
 
 
