@@ -33,7 +33,8 @@ import time
 import numpy as np
 from ray import serve
 
-from deployments.errors import InvalidModelInput, ModelError, ModelUnavailable
+from deployments.components import PartHandles, components_info, summarize_info
+from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.runtime import configure_torch, progress_store, select_device, select_dtype
 from models import registry
 from models.weights import WeightsUnavailable
@@ -54,7 +55,6 @@ COMPONENTS = (SEMANTIC, ACOUSTIC_CODEC, T2S, S2A)
 ASR = "WhisperASR"
 #: The demo keeps whole ASR segments until one ends at or after this many seconds of the prompt.
 PROMPT_SECONDS = 4.0
-INFO_TIMEOUT_S = 2.5
 
 
 def _input_errors(fn, *args):
@@ -207,16 +207,7 @@ class HandleStages:
     def __init__(self, components: dict, task_id: str | None):
         self.components = components
         self.task_id = task_id
-
-    async def _call(self, deployment: str, method: str, *args):
-        handle = self.components.get(deployment)
-        if handle is None:
-            raise ModelUnavailable(f"MaskGCT: deployment {deployment} is not part of this application")
-        try:
-            return await getattr(handle, method).remote(*args)
-        except ModelError as exc:  # re-raised here as a plain instance, so it crosses the next hop intact
-            kind = ModelUnavailable if isinstance(exc, ModelUnavailable) else InvalidModelInput
-            raise kind(getattr(exc, "detail", str(exc))) from None
+        self._call = PartHandles(components, {}, frozenset(), task_id, "MaskGCT").call
 
     async def semantic_tokens(self, wav16k):
         return await self._call(SEMANTIC, "tokens", np.ascontiguousarray(wav16k, dtype=np.float32))
@@ -281,28 +272,11 @@ class MaskGCTService:
 
     async def info(self) -> dict:
         """Ready only when the G2P and every component are."""
-        async def one(name: str) -> dict:
-            handle = self.components.get(name)
-            if handle is None:
-                return {"status": "not_running", "weights": None, "detail": "not part of this application"}
-            try:
-                return await asyncio.wait_for(handle.info.remote(), INFO_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                return {"status": "not_running", "weights": None, "detail": f"no answer in {INFO_TIMEOUT_S:g} s"}
-            except Exception as exc:
-                return {"status": "not_running", "weights": None, "detail": f"did not answer ({type(exc).__name__})"}
-
-        infos = dict(zip(COMPONENTS, await asyncio.gather(*(one(name) for name in COMPONENTS))))
-        problems = [f"{name}: {i['status']} ({i.get('detail') or ''})" for name, i in infos.items()
-                    if i.get("status") != "ready"]
-        if self.g2p is None:
-            problems.insert(0, f"G2P: {self.unavailable}")
-        kinds = sorted({i.get("weights") for i in infos.values() if i.get("weights")})
-        weights = kinds[0] if len(kinds) == 1 else ("+".join(kinds) or None)
-        if problems:
-            return {"status": "unavailable", "running": True, "weights": weights, "detail": "; ".join(problems)}
-        return {"status": "ready", "running": True, "weights": weights,
-                "detail": infos[T2S].get("detail") or ""}
+        infos = await components_info(self.components, COMPONENTS)
+        summary = summarize_info(infos, [] if self.g2p is not None else [f"G2P: {self.unavailable}"])
+        if summary["status"] == "ready":
+            summary["detail"] = infos[T2S].get("detail") or ""
+        return summary
 
     async def _transcribed_prompt(self, stages: HandleStages, reference: np.ndarray, progress) -> tuple:
         """No transcript given: Whisper transcribes the reference and detects its language, and the

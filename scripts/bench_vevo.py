@@ -390,6 +390,9 @@ def rtf_estimates(ar: dict, fm: dict) -> dict:
         if fm_s is None or ar_s is None:
             continue
         out[route] = {"ar_s": ar_s, "fm_s": fm_s, "rtf": round((ar_s + fm_s) / RTF_AUDIO_S, 3)}
+    missing = sorted({m for pair in routes.values() for m in pair if m and m not in ar and m not in fm})
+    if missing:
+        out["not_measured"] = f"routes that need {', '.join(missing)} are left out (--ar-models / --fm-models)"
     return out
 
 
@@ -432,7 +435,8 @@ def route_inputs() -> dict[str, bytes]:
     return {"source": speech_like_wav(SOURCE_SECONDS), "reference": speech_like_wav(REFERENCE_SECONDS)}
 
 
-def in_process(cases: list[RouteCase], wavs: dict[str, bytes], opts: argparse.Namespace) -> dict:
+def in_process(cases: list[RouteCase], wavs: dict[str, bytes], opts: argparse.Namespace) -> tuple[dict, dict]:
+    """Figures per route, and the last output of each (to compare with the served one)."""
     import numpy as np
     import soundfile as sf
     import torch
@@ -447,7 +451,7 @@ def in_process(cases: list[RouteCase], wavs: dict[str, bytes], opts: argparse.Na
     load_s = time.perf_counter() - t0
     src, _ = sf.read(io.BytesIO(wavs["source"]), dtype="float32")
     ref, _ = sf.read(io.BytesIO(wavs["reference"]), dtype="float32")
-    out = {"load_s": round(load_s, 2)}
+    out, outputs = {"load_s": round(load_s, 2)}, {}
     for case in cases:
         for _ in range(opts.warmup):
             case.in_process(pipelines, src, ref)
@@ -458,13 +462,14 @@ def in_process(cases: list[RouteCase], wavs: dict[str, bytes], opts: argparse.Na
                 audio = case.in_process(pipelines, src, ref)
                 lat.append(time.perf_counter() - t)
         audio_s = len(audio) / 24000
+        outputs[case.key] = audio
         figures = latency_figures(lat)
         out[case.key] = {**figures, "audio_s": audio_s, "rtf_p50": round(figures["p50_ms"] / 1000 / audio_s, 4),
                          "rtf_p90": round(figures["p90_ms"] / 1000 / audio_s, 4), "cpu": window.figures,
                          "finite": bool(np.isfinite(audio).all())}
     out["weights"] = {name: p.weights_kind for name, p in pipelines.items()}
     out["torch_threads"] = torch.get_num_threads()
-    return out
+    return out, outputs
 
 
 def wait_models_ready(base: str, keys: tuple[str, ...], timeout: float = 240) -> None:
@@ -493,17 +498,39 @@ def server_timing(header: str) -> dict[str, float]:
     return {name: float(dur) for name, dur in (p.split(";dur=") for p in header.split(", ") if ";dur=" in p)}
 
 
-def serve_routes(cases: list[RouteCase], wavs: dict[str, bytes], opts: argparse.Namespace) -> dict:
+def start_app(args: dict) -> str:
+    """The whole application on a local Ray, as ``bench_common.start_serve`` but with 32 logical CPUs
+    (as tests/conftest.py): the 8 that start_serve gives no longer schedule every replica since the
+    Vevo deployments joined, and ``serve.run`` then waits forever. Returns the base URL once the
+    application is deployed (readiness: :func:`wait_models_ready`)."""
+    import ray
+    from ray import serve
+
+    from bench_common import free_port
+    from serve_app.application import REPLICA_ENV, AppArgs, compose
+
+    env = {"AMPHION_API_KEYS": BENCH_KEY, "AMPHION_G2P_DATA": str(G2P_DATA), **REPLICA_ENV}
+    os.environ.update(env)
+    ray.init(num_cpus=32, include_dashboard=False, logging_level="ERROR", runtime_env={"env_vars": env})
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(compose(AppArgs(**args)), name="amphion", route_prefix="/", blocking=False)
+    return f"http://127.0.0.1:{port}"
+
+
+def serve_routes(cases: list[RouteCase], wavs: dict[str, bytes], local_outputs: dict, opts: argparse.Namespace) -> dict:
+    """Figures per route; `max_abs_diff_vs_in_process` checks that the route did the same work as
+    the in-process call (same seed: the same audio up to the WAV's 16-bit rounding)."""
     import httpx
+    import numpy as np
     import soundfile as sf
 
-    from bench_common import start_serve, stop_serve
+    from bench_common import stop_serve
 
-    os.environ["AMPHION_G2P_DATA"] = str(G2P_DATA)   # the replicas inherit it from the Ray driver
     t0 = time.perf_counter()
     try:
-        base = start_serve({"weights": "tiny", "dev_mode": False, "device": "cpu", "dtype": "float32",
-                            "torch_threads": opts.threads, **NO_LIMITS})
+        base = start_app({"weights": "tiny", "dev_mode": False, "device": "cpu", "dtype": "float32",
+                          "torch_threads": opts.threads, **NO_LIMITS})
         wait_models_ready(base, HEALTH_KEYS)
         out: dict = {"startup_s": round(time.perf_counter() - t0, 1)}
         out["before"] = wait_quiet(opts.wait_quiet, threshold_cores=0.5)   # idle replicas poll a little
@@ -531,6 +558,9 @@ def serve_routes(cases: list[RouteCase], wavs: dict[str, bytes], opts: argparse.
             audio, sr = sf.read(io.BytesIO(r.content), dtype="float32")
             audio_s = len(audio) / sr
             figures = latency_figures(lat)
+            local = local_outputs.get(case.key)
+            diff = (float(np.abs(audio - local).max()) if local is not None and local.shape == audio.shape
+                    else None)
 
             def timing_p50(name: str):
                 values = [t[name] / 1000 for t in timings if name in t]
@@ -541,6 +571,7 @@ def serve_routes(cases: list[RouteCase], wavs: dict[str, bytes], opts: argparse.
                     "server_timing_model_p50_ms": timing_p50("model"),
                     "server_timing_compute_p50_ms": timing_p50("compute"),
                     "weights": r.headers.get("x-amphion-weights"), "identical_outputs_same_seed": len(bodies) == 1,
+                    "max_abs_diff_vs_in_process": None if diff is None else round(diff, 6),
                     # own_process_cores is the HTTP client only; the replicas are Ray processes.
                     "cpu": {"machine_busy_cores": window.figures["machine_busy_cores"]}}
 
@@ -568,15 +599,16 @@ def route_part(opts: argparse.Namespace) -> dict:
                    f"(speech-like test signal), TTS text {TTS_TEXT!r}; 32 FM steps, seed {SEED}, concurrency 1, "
                    f"{opts.requests} requests per route after {opts.warmup} warm-up(s)",
            "routes": {c.key: {"path": c.path, "form": c.form} for c in cases}}
+    outputs: dict = {}
     try:
         quiet = wait_quiet(opts.wait_quiet)
-        out["in_process"] = in_process(cases, wavs, opts)
+        out["in_process"], outputs = in_process(cases, wavs, opts)
         out["in_process"]["before"] = quiet
     except Exception as exc:
         out["in_process"] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
     for attempt in (1, 2):
         try:
-            out["serve"] = serve_routes(cases, wavs, opts)
+            out["serve"] = serve_routes(cases, wavs, outputs, opts)
             out["serve"]["attempt"] = attempt
             break
         except Exception as exc:
@@ -625,6 +657,9 @@ def summary(result: dict) -> str:
     if result.get("rtf_10s_estimate"):
         lines.append(f"  RTF estimate for {RTF_AUDIO_S:g} s of speech (AR + 32 FM steps; no tokenizer/vocoder):")
         for route, e in result["rtf_10s_estimate"].items():
+            if route == "not_measured":
+                lines.append(f"    ({e})")
+                continue
             lines.append(f"    {route:<26} RTF {e['rtf']:<7} (AR {e['ar_s']} s + FM {e['fm_s']} s)")
     route = result.get("route")
     if route:
@@ -640,7 +675,8 @@ def summary(result: dict) -> str:
 
             audio = b.get("audio_s") or a.get("audio_s")
             lines.append(f"    {info['path']:<20} {audio or 0:.2f} s audio: served {fig(b)}; in process {fig(a)}; "
-                         f"added {route['serve_added_p50_ms'].get(key, '-')} ms")
+                         f"added {route['serve_added_p50_ms'].get(key, '-')} ms; served - in process max |diff| "
+                         f"{b.get('max_abs_diff_vs_in_process', '-')}")
         if "error" in local:
             lines.append(f"    in process: {local['error'][:300]}")
         for err in route.get("serve_errors", []):
