@@ -83,11 +83,13 @@ def start_serve(args: dict, **compose_kwargs) -> str:
     import ray
     from ray import serve
 
+    from models import registry
     from serve_app.application import REPLICA_ENV, AppArgs, compose
 
     os.environ["AMPHION_API_KEYS"] = BENCH_KEY
     os.environ.update(REPLICA_ENV)
-    ray.init(num_cpus=8, include_dashboard=False, logging_level="ERROR",
+    # Logical CPUs: enough for every replica of the whole application to be scheduled (as the tests).
+    ray.init(num_cpus=32, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": {"AMPHION_API_KEYS": BENCH_KEY, **REPLICA_ENV}})
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -97,7 +99,7 @@ def start_serve(args: dict, **compose_kwargs) -> str:
     while time.monotonic() < deadline:
         try:
             body = httpx.get(base + "/api/health", timeout=5).json()
-            if all(body["models"][k]["status"] == "ready" for k in ("bigvgan", "hifigan", "nsf_hifigan")):
+            if all(body["models"][m.key]["status"] == "ready" for m in registry.built_models()):
                 return base
         except Exception:
             pass

@@ -30,10 +30,12 @@ The tokenizers (HuBERT / Whisper), mel front end and Vocos vocoder are not in th
 
 The official-size parts each run in a child process (own memory, own peak RSS); a model whose
 float32 build would not fit the memory available is skipped with a note. The machine may be
-shared: each part first waits (up to --wait-quiet s) for the CPUs to go idle, and every timing
-reports how many cores other processes kept busy meanwhile (`other_busy_cores`).
+shared: each part first waits (up to --wait-quiet s) for the CPUs to go idle, every timing
+reports how many cores other processes kept busy meanwhile (`other_busy_cores`), and an
+official-size child whose timings were contended runs once more (a busy neighbour on one of two
+cores makes torch's kernels several times slower).
 
-    .venv/bin/python scripts/bench_vevo.py                          # CPU, every part (~8 min on 2 cores)
+    .venv/bin/python scripts/bench_vevo.py                          # CPU, every part (4-8 min on 2 cores)
     .venv/bin/python scripts/bench_vevo.py --parts ar,fm --device cuda --dtype float16
 
 Results go to bench_results/vevo_<device>_<dtype>.json; a readable summary is printed, then the same
@@ -75,7 +77,6 @@ VEVOSING_STYLE_HZ = 6.25  # Vevo1.5 Coco prosody ids
 RTF_AUDIO_S = 10.0       # the speech length of the real-time factor estimates
 STYLE_REFERENCE_S = 3.0  # the style reference in the AR prompt
 STYLE_AND_SOURCE_S = 8.0  # reference + source, whose prosody ids the Vevo1.5 AR reads
-FM_STEPS_OF_ROUTES = 32  # flow_matching_steps default of every Vevo route
 
 # The route part's inputs (the in-process calls get the same ones).
 SOURCE_SECONDS = 3.0
@@ -83,6 +84,7 @@ REFERENCE_SECONDS = 3.0
 TTS_TEXT = "The quick brown fox jumps over the lazy dog."  # ~3 s with the tiny AR (4 frames per phone)
 SEED = 1234
 HEALTH_KEYS = ("vevo_timbre", "vevo_voice", "vevo_tts", "vevosing")
+CONTENDED_CORES = 0.3    # other processes' busy cores above which an official-size timing is retried
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,18 +121,13 @@ class Device:
         import torch
 
         torch.set_num_threads(threads)
-        if name == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("--device cuda: no CUDA device visible to torch")
         self.torch = torch
         self.device = torch.device(name)
         self.dtype = getattr(torch, dtype_name)
 
-    def sync(self) -> None:
+    def now(self) -> float:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
-
-    def now(self) -> float:
-        self.sync()
         return time.perf_counter()
 
     def memory(self) -> dict:
@@ -217,8 +214,8 @@ def child_ar(opts: argparse.Namespace) -> dict:
         assert new.shape == (1, n_new) and len(stamps) == n_new
         decode = [b - a for a, b in zip(stamps, stamps[1:])]
         runs.append({"prefill_s": round(stamps[0] - t0, 4), "decode_s_per_token_median": median_s(decode),
-                     "decode_s_per_token_min": round(min(decode), 4), "decode_total_s": round(stamps[-1] - stamps[0], 3),
-                     "cpu": window.figures})
+                     "decode_s_per_token_min": round(min(decode), 4),
+                     "decode_total_s": round(stamps[-1] - stamps[0], 3), "cpu": window.figures})
     best = min(runs, key=lambda r: r["prefill_s"] + n_new * r["decode_s_per_token_median"])
     rate = VEVOSING_CS_HZ if vevosing else MEL_HZ
     tokens_10s = round(RTF_AUDIO_S * rate)
@@ -250,7 +247,7 @@ def child_ar(opts: argparse.Namespace) -> dict:
 def child_fm(opts: argparse.Namespace) -> dict:
     import torch
 
-    from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, build_fm_model
+    from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS, build_fm_model
     from models.vevo.fm_ar_configs import FMConfig, official_checkpoint
     from models.vevosing.flow_matching import build_vevosing_fm_model
 
@@ -304,7 +301,7 @@ def child_fm(opts: argparse.Namespace) -> dict:
         "step_s_min": round(min(durations), 4),
         "steps_per_s": round(1 / step_s, 3),
         "cpu": window.figures,
-        "fm_32_steps_for_10s_s_estimate": round(FM_STEPS_OF_ROUTES * step_s * scale, 2),
+        "fm_32_steps_for_10s_s_estimate": round(DEFAULT_STEPS * step_s * scale, 2),  # the routes' default
         "scaled_to_10s_by": round(scale, 3),
         "rss_after_build_mib": rss_after_build,
         **dev.memory(),
@@ -357,7 +354,16 @@ def memory_note(model: str, dtype: str) -> str | None:
     return None
 
 
+def other_busy_cores(result: dict) -> float:
+    """The most cores other processes kept busy during a child's timings."""
+    windows = [r["cpu"] for r in result.get("runs", [])] + ([result["cpu"]] if "cpu" in result else [])
+    return max((w["other_busy_cores"] for w in windows), default=0.0)
+
+
 def official_part(part: str, models: list[str], argv: list[str], opts: argparse.Namespace) -> dict:
+    """One child per model. On this shared machine a neighbour on one core slows torch's two-thread
+    kernels several times over, so a child whose timings were contended (> CONTENDED_CORES) runs once
+    more after another quiet wait; the less contended result is kept, the other noted."""
     out = {}
     for model in models:
         note = memory_note(model, opts.dtype)
@@ -365,9 +371,16 @@ def official_part(part: str, models: list[str], argv: list[str], opts: argparse.
             out[model] = {"skipped": note}
             continue
         try:
-            quiet = wait_quiet(opts.wait_quiet)
-            out[model] = run_child(part, model, argv, timeout=600)
-            out[model]["before"] = quiet
+            tries = []
+            for _ in range(2):
+                quiet = wait_quiet(opts.wait_quiet)
+                tries.append({**run_child(part, model, argv, timeout=600), "before": quiet})
+                if opts.device == "cuda" or other_busy_cores(tries[-1]) <= CONTENDED_CORES:
+                    break
+            best = min(tries, key=other_busy_cores)
+            if len(tries) > 1:
+                best["contended_try_discarded"] = {"other_busy_cores": max(map(other_busy_cores, tries))}
+            out[model] = best
         except Exception as exc:
             out[model] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
     return out
@@ -499,26 +512,16 @@ def server_timing(header: str) -> dict[str, float]:
 
 
 def start_app(args: dict) -> str:
-    """The whole application on a local Ray, as ``bench_common.start_serve`` but with 32 logical CPUs
-    (as tests/conftest.py): the 8 that start_serve gives no longer schedule every replica since the
-    Vevo deployments joined, and ``serve.run`` then waits forever. Returns the base URL once the
-    application is deployed (readiness: :func:`wait_models_ready`)."""
-    import ray
-    from ray import serve
+    """The whole application on a local Ray (``bench_common.start_serve``), with the G2P data the
+    TTS route reads."""
+    from bench_common import start_serve
 
-    from bench_common import free_port
-    from serve_app.application import REPLICA_ENV, AppArgs, compose
-
-    env = {"AMPHION_API_KEYS": BENCH_KEY, "AMPHION_G2P_DATA": str(G2P_DATA), **REPLICA_ENV}
-    os.environ.update(env)
-    ray.init(num_cpus=32, include_dashboard=False, logging_level="ERROR", runtime_env={"env_vars": env})
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(compose(AppArgs(**args)), name="amphion", route_prefix="/", blocking=False)
-    return f"http://127.0.0.1:{port}"
+    os.environ["AMPHION_G2P_DATA"] = str(G2P_DATA)
+    return start_serve(args)
 
 
-def serve_routes(cases: list[RouteCase], wavs: dict[str, bytes], local_outputs: dict, opts: argparse.Namespace) -> dict:
+def serve_routes(cases: list[RouteCase], wavs: dict[str, bytes], local_outputs: dict,
+                 opts: argparse.Namespace) -> dict:
     """Figures per route; `max_abs_diff_vs_in_process` checks that the route did the same work as
     the in-process call (same seed: the same audio up to the WAV's 16-bit rounding)."""
     import httpx
@@ -642,7 +645,7 @@ def summary(result: dict) -> str:
                      f"{r['decode_tokens_per_s']} tokens/s over {r['new_tokens']}; {r['tokens_for_10s']} tokens "
                      f"(10 s) ~ {r['ar_s_for_10s_estimate']} s; peak RSS {r['peak_rss_mib']} MiB"
                      + (f", CUDA {r['cuda_max_allocated_mib']} MiB" if "cuda_max_allocated_mib" in r else "")
-                     + f"; others busy {r['runs'][0]['cpu']['other_busy_cores']} cores")
+                     + f"; others busy {other_busy_cores(r)} cores")
     for name, r in result.get("fm", {}).items():
         if "step_s" not in r:
             lines.append(f"  FM {name}: {r.get('skipped') or r.get('error', '')[:300]}")
@@ -653,7 +656,7 @@ def summary(result: dict) -> str:
                      f"({r['steps_per_s']} steps/s, samples {r['step_s_samples']}); 32 steps for 10 s ~ "
                      f"{r['fm_32_steps_for_10s_s_estimate']} s; peak RSS {r['peak_rss_mib']} MiB"
                      + (f", CUDA {r['cuda_max_allocated_mib']} MiB" if "cuda_max_allocated_mib" in r else "")
-                     + f"; others busy {r['cpu']['other_busy_cores']} cores")
+                     + f"; others busy {other_busy_cores(r)} cores")
     if result.get("rtf_10s_estimate"):
         lines.append(f"  RTF estimate for {RTF_AUDIO_S:g} s of speech (AR + 32 FM steps; no tokenizer/vocoder):")
         for route, e in result["rtf_10s_estimate"].items():
@@ -716,7 +719,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"official FM checkpoints to time: {', '.join(fm_names)}")
     parser.add_argument("--fm-prompt-seconds", type=float, default=3.0)
     parser.add_argument("--fm-target-seconds", type=float, help="default 5 on CPU, 10 on CUDA")
-    parser.add_argument("--fm-steps", type=int, help="timed FM steps (default 2 on CPU, 10 on CUDA)")
+    parser.add_argument("--fm-steps", type=int, help="timed FM steps (default 3 on CPU, 10 on CUDA)")
     parser.add_argument("--fm-warmup-steps", type=int, default=1)
     parser.add_argument("--requests", type=int, default=5, help="timed requests per route")
     parser.add_argument("--warmup", type=int, default=1, help="untimed requests per route first")
@@ -726,12 +729,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
     cuda = opts.device == "cuda"
+    if cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here")
     for name, cpu_default, cuda_default in (("ar_new_tokens", 30, 500), ("ar_repeats", 1, 3),
-                                            ("fm_target_seconds", 5.0, 10.0), ("fm_steps", 2, 10)):
+                                            ("fm_target_seconds", 5.0, 10.0), ("fm_steps", 3, 10)):
         if getattr(opts, name) is None:
             setattr(opts, name, cuda_default if cuda else cpu_default)
-    if min(opts.ar_new_tokens, opts.ar_repeats, opts.fm_steps, opts.requests) < 1 or opts.fm_warmup_steps < 0:
-        parser.error("token, step, repeat and request counts must be >= 1 (warm-up steps >= 0)")
+    if min(opts.ar_repeats, opts.fm_steps, opts.requests) < 1 or opts.ar_new_tokens < 2 or opts.fm_warmup_steps < 0:
+        parser.error("step, repeat and request counts must be >= 1, --ar-new-tokens >= 2 (one decode step after "
+                     "the prefill's token), warm-up steps >= 0")
     return opts
 
 
