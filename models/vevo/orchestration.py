@@ -74,7 +74,6 @@ the AR length check needs the token counts, a transcript's checks the transcript
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -82,6 +81,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import torch
 
+from models import input_checks as checks
 from models.maskgct.orchestration import float32, generator_state, int64, resample_to_16k, stage_generator
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
 from models.vevo.ar_transformer import DEFAULT_PROGRESS_EVERY as AR_PROGRESS_EVERY  # noqa: F401 (public constant)
@@ -220,28 +220,15 @@ def ar_limits_for(weights_kind: str) -> ARLimits:
 
 
 def _finite(value, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise VevoInputError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if value < 0 or (positive and value == 0):
-        raise VevoInputError(f"{name} must be {'positive' if positive else 'non-negative'}, got {value:g}")
-    return value
+    return checks.finite(value, name, VevoInputError, positive=positive)
 
 
 def _integer(value, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low \
-            or (high is not None and int(value) > high):
-        bounds = f"in {low}..{high}" if high is not None else f">= {low}"
-        raise VevoInputError(f"{name} must be an integer {bounds}, got {value!r}")
-    return int(value)
+    return checks.integer(value, name, VevoInputError, low, high)
 
 
 def _seed(seed) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**63:
-        raise VevoInputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    return int(seed)
+    return checks.seed(seed, VevoInputError)
 
 
 def _mode(mode) -> str:
@@ -252,23 +239,7 @@ def _mode(mode) -> str:
 
 def _mono(wav, what: str) -> np.ndarray:
     """Mono float32 samples of a recording (integer PCM is scaled to [-1, 1])."""
-    if wav is None:
-        raise AudioTooShortError(f"{what} is empty")
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().numpy()
-    arr = np.asarray(wav)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise AudioInputError(f"{what} must be mono audio (one channel), got an array of shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.integer):
-        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-    elif not np.issubdtype(arr.dtype, np.floating):
-        raise AudioInputError(f"{what} must hold audio samples, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise AudioInputError(f"{what} contains NaN or infinite samples")
-    return arr
+    return checks.mono(wav, what, AudioInputError, missing=AudioTooShortError, missing_text="is empty")
 
 
 def checked_audio(wav, what: str, min_seconds: float) -> np.ndarray:

@@ -96,7 +96,6 @@ runs before any model does.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -104,6 +103,7 @@ import numpy as np
 import torch
 
 from models.audio.f0 import parselmouth_f0
+from models import input_checks as checks
 from models.maskgct.orchestration import float32, generator_state, int64, resample_to_16k, stage_generator
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS, MAX_STEPS
@@ -182,52 +182,21 @@ class InputTooLongError(VevoSingInputError):
 
 
 def _finite(value, name: str, *, positive: bool = False, below: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise VevoSingInputError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if value < 0 or (positive and value == 0):
-        raise VevoSingInputError(f"{name} must be {'positive' if positive else 'non-negative'}, got {value:g}")
-    if below is not None and value > below:
-        raise VevoSingInputError(f"{name} must be at most {below:g}, got {value:g}")
-    return value
+    return checks.finite(value, name, VevoSingInputError, positive=positive, below=below)
 
 
 def _integer(value, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low \
-            or (high is not None and int(value) > high):
-        bounds = f"in {low}..{high}" if high is not None else f">= {low}"
-        raise VevoSingInputError(f"{name} must be an integer {bounds}, got {value!r}")
-    return int(value)
+    return checks.integer(value, name, VevoSingInputError, low, high)
 
 
 def _seed(seed) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**63:
-        raise VevoSingInputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    return int(seed)
+    return checks.seed(seed, VevoSingInputError)
 
 
 def mono_audio(wav, what: str) -> np.ndarray:
     """Mono float32 samples of a recording (integer PCM scaled to [-1, 1]); VevoSingInputError when it
     is not one channel of finite samples."""
-    if wav is None:
-        raise VevoSingInputError(f"{what} is missing")
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().numpy()
-    arr = np.asarray(wav)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise VevoSingInputError(f"{what} must be mono audio (one channel), got an array of shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.integer):
-        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-    elif not np.issubdtype(arr.dtype, np.floating):
-        raise VevoSingInputError(f"{what} must hold audio samples, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise VevoSingInputError(f"{what} contains NaN or infinite samples")
-    return arr
+    return checks.mono(wav, what, VevoSingInputError)
 
 
 def checked_audio(wav, what: str, max_seconds: float | None = None) -> np.ndarray:
