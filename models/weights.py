@@ -32,7 +32,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 from models.pinned import PinnedFilesUnavailable, PinnedSource
 
@@ -420,3 +420,43 @@ def _match(root: Path, pattern: str) -> list[Path]:
     else:
         matched = list(filter_repo_objects(rels, allow_patterns=[pattern]))
     return sorted(root / r for r in matched)
+
+
+def resolve_parts(
+    mode: str,
+    official: Mapping[str, HubFiles],
+    part_files: Mapping[str, Sequence[str]],
+    parts: Sequence[str],
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    local_dirs: Mapping[str, str | os.PathLike] | None = None,
+) -> tuple[str, dict[str, ResolvedWeights], str]:
+    """``(kind, found, note)`` for some ``parts`` of a pipeline whose parts are loaded separately
+    (each by its own deployment): ``part_files`` maps a part to its ``official`` entries; ``kind`` is
+    ``"pretrained"`` (``found``: the resolved entries of those parts) or ``"tiny"``.
+
+    Separately loaded parts must never be mixed, so ``"auto"`` looks for EVERY part's official files
+    (on this machine only) and goes tiny as soon as one is missing, whichever parts are asked for:
+    every deployment of the pipeline comes to the same answer. ``"pretrained"`` resolves (and may
+    download) only the parts' own files; WeightsUnavailable when one is missing. ``local_dirs``:
+    entry key -> a folder laid out like its repo."""
+    if mode not in WEIGHTS_MODES:
+        raise ValueError(f"unknown weights mode {mode!r}; expected one of {', '.join(WEIGHTS_MODES)}")
+    local_dirs = dict(local_dirs or {})
+    unknown = set(local_dirs) - set(official)
+    if unknown:
+        raise ValueError(f"local_dirs: unknown entries {sorted(unknown)}; known: {', '.join(official)}")
+    if mode == "tiny":
+        return "tiny", {}, TINY_NOTE
+    keys = [k for part, files in part_files.items() if part in parts for k in files]
+    found: dict[str, ResolvedWeights] = {}
+    if mode == "auto":
+        for key in dict.fromkeys(k for files in part_files.values() for k in files):
+            found[key] = resolve(official[key], mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
+            if not found[key].pretrained:  # one missing component makes it all tiny
+                return "tiny", {}, found[key].note
+    else:
+        for key in keys:
+            found[key] = resolve(official[key], mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
+    found = {k: found[k] for k in keys}
+    return "pretrained", found, next(iter(found.values())).note if found else "pretrained weights"

@@ -112,7 +112,8 @@ from models.maskgct.semantic_codec import SemanticCodec
 from models.maskgct.semantic_encoder import STATS_FILE, SemanticEncoder, build_semantic_encoder, load_semantic_encoder
 from models.maskgct.t2s import MaskGCTT2S, build_t2s_model, load_t2s_model
 from models.text import G2P
-from models.weights import TINY_NOTE, WEIGHTS_MODES, ResolvedWeights, resolve
+from models.weights import ResolvedWeights
+from models.weights import resolve_parts as resolve_pipeline_parts
 
 __all__ = [
     "FRAME_RATE",
@@ -155,28 +156,8 @@ def resolve_parts(
     ``"pretrained"`` resolves (and may download) only the parts' own files; WeightsUnavailable
     when one is missing.
     """
-    if mode not in WEIGHTS_MODES:
-        raise ValueError(f"unknown weights mode {mode!r}; expected one of {', '.join(WEIGHTS_MODES)}")
-    local_dirs = dict(local_dirs or {})
-    unknown = set(local_dirs) - set(OFFICIAL_PIPELINE_FILES)
-    if unknown:
-        raise ValueError(f"local_dirs: unknown components {sorted(unknown)}; "
-                         f"known: {', '.join(OFFICIAL_PIPELINE_FILES)}")
-    if mode == "tiny":
-        return "tiny", {}, TINY_NOTE
-    keys = [k for part in PART_FILES if part in parts for k in PART_FILES[part]]
-    found: dict[str, ResolvedWeights] = {}
-    if mode == "auto":
-        for key, files in OFFICIAL_PIPELINE_FILES.items():
-            found[key] = resolve(files, mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
-            if not found[key].pretrained:  # one missing component makes it all tiny
-                return "tiny", {}, found[key].note
-    else:
-        for key in keys:
-            found[key] = resolve(OFFICIAL_PIPELINE_FILES[key], mode, cache_dir=cache_dir,
-                                 local_dir=local_dirs.get(key))
-    found = {k: found[k] for k in keys}
-    return "pretrained", found, next(iter(found.values())).note if found else "pretrained weights"
+    return resolve_pipeline_parts(mode, OFFICIAL_PIPELINE_FILES, PART_FILES, parts, cache_dir=cache_dir,
+                                  local_dirs=local_dirs)
 
 
 def _load_parts(parts, found: Mapping[str, ResolvedWeights] | None, *, seed: int, device,

@@ -81,7 +81,8 @@ from models.vevo.orchestration import (  # noqa: F401  (re-exported: the pipelin
     ar_limits_for,
 )
 from models.vevo.vocoder import VevoVocoder, build_vocoder, load_vocoder
-from models.weights import TINY_NOTE, WEIGHTS_MODES, ResolvedWeights, resolve
+from models.weights import ResolvedWeights
+from models.weights import resolve_parts as resolve_pipeline_parts
 
 __all__ = [
     "PARTS",
@@ -128,26 +129,7 @@ def resolve_parts(
     comes to the same answer. ``"pretrained"`` resolves (and may download) only the parts' own
     files; WeightsUnavailable when one is missing. ``local_dirs``: entry key -> a folder laid out
     like its repo."""
-    if mode not in WEIGHTS_MODES:
-        raise ValueError(f"unknown weights mode {mode!r}; expected one of {', '.join(WEIGHTS_MODES)}")
-    local_dirs = dict(local_dirs or {})
-    unknown = set(local_dirs) - set(OFFICIAL_FILES)
-    if unknown:
-        raise ValueError(f"local_dirs: unknown entries {sorted(unknown)}; known: {', '.join(OFFICIAL_FILES)}")
-    if mode == "tiny":
-        return "tiny", {}, TINY_NOTE
-    keys = [k for part in PART_FILES if part in parts for k in PART_FILES[part]]
-    found: dict[str, ResolvedWeights] = {}
-    if mode == "auto":
-        for key, files in OFFICIAL_FILES.items():
-            found[key] = resolve(files, mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
-            if not found[key].pretrained:  # one missing entry makes it all tiny
-                return "tiny", {}, found[key].note
-    else:
-        for key in keys:
-            found[key] = resolve(OFFICIAL_FILES[key], mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
-    found = {k: found[k] for k in keys}
-    return "pretrained", found, next(iter(found.values())).note if found else "pretrained weights"
+    return resolve_pipeline_parts(mode, OFFICIAL_FILES, PART_FILES, parts, cache_dir=cache_dir, local_dirs=local_dirs)
 
 
 def _load_parts(parts: Sequence[str], found: Mapping[str, ResolvedWeights] | None, *, seed: int, device,

@@ -89,7 +89,8 @@ from models.vevosing.whisper_features import (
     build_whisper_features,
     load_whisper_features,
 )
-from models.weights import TINY_NOTE, WEIGHTS_MODES, ResolvedWeights, resolve
+from models.weights import WEIGHTS_MODES, ResolvedWeights, resolve
+from models.weights import resolve_parts as resolve_pipeline_parts
 
 __all__ = [
     "DEFAULT_PARTS",
@@ -153,25 +154,8 @@ def resolve_parts(
         raise ValueError(f"unknown weights mode {mode!r}; expected one of {', '.join(WEIGHTS_MODES)}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown Vevo1.5 variant {variant!r}; expected one of {', '.join(VARIANTS)}")
-    local_dirs = dict(local_dirs or {})
-    unknown = set(local_dirs) - set(OFFICIAL_FILES)
-    if unknown:
-        raise ValueError(f"local_dirs: unknown components {sorted(unknown)}; known: {', '.join(OFFICIAL_FILES)}")
-    if mode == "tiny":
-        return "tiny", {}, TINY_NOTE
-    part_files = _part_files(variant)
-    keys = [k for part, files in part_files.items() if part in parts for k in files]
-    found: dict[str, ResolvedWeights] = {}
-    if mode == "auto":
-        for key in (k for files in part_files.values() for k in files):
-            found[key] = resolve(OFFICIAL_FILES[key], mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
-            if not found[key].pretrained:  # one missing component makes it all tiny
-                return "tiny", {}, found[key].note
-    else:
-        for key in keys:
-            found[key] = resolve(OFFICIAL_FILES[key], mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
-    found = {k: found[k] for k in keys}
-    return "pretrained", found, next(iter(found.values())).note if found else "pretrained weights"
+    return resolve_pipeline_parts(mode, OFFICIAL_FILES, _part_files(variant), parts, cache_dir=cache_dir,
+                                  local_dirs=local_dirs)
 
 
 def _load_parts(parts: Sequence[str], found: Mapping[str, ResolvedWeights] | None, *, variant: str, seed: int,
