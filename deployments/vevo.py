@@ -135,6 +135,9 @@ class _FamilyPipeline:
     parts: dict = {}
     generating: frozenset = frozenset()
 
+    #: Whether requests can carry text (only then is the G2P loaded at start-up).
+    reads_text = True
+
     def __init__(self, components: dict, weights: str = "auto", store=None, **_loading):
         from models.text import G2P
         from models.text.data import resolve_g2p_data
@@ -143,12 +146,13 @@ class _FamilyPipeline:
         self.components = dict(components)
         self.store = store if store is not None else progress_store()
         self.g2p = None
-        self.g2p_unavailable = ""
+        self.g2p_unavailable = "this route reads no text"
         self._kind: str | None = None
-        try:
-            self.g2p = G2P(resolve_g2p_data(weights))
-        except G2PDataUnavailable as exc:  # only the text-reading modes need it
-            self.g2p_unavailable = str(exc)
+        if self.reads_text:
+            try:
+                self.g2p = G2P(resolve_g2p_data(weights))
+            except G2PDataUnavailable as exc:  # only the text-reading modes need it
+                self.g2p_unavailable = str(exc)
 
     def _part_names(self) -> tuple[str, ...]:
         return tuple(n for n in self.components if n in self.parts)
@@ -209,6 +213,7 @@ class VevoService(_FamilyPipeline):
         if task not in VEVO_TASK_DEPLOYMENTS:
             raise ValueError(f"unknown Vevo task {task!r}")
         self.task = task
+        self.reads_text = task == "tts"  # conversions never phonemize
         super().__init__(components, **loading)
 
     async def generate(self, payload: dict) -> dict:
