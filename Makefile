@@ -1,7 +1,8 @@
 # The two commands of the README.
 #   make serve  installs everything and starts the whole application on this machine
 #   make test   installs everything and runs the test suite
-.PHONY: install serve test parity bench status
+#   make test-fast  the inner loop: the suite without Ray and without `slow` tests (under 2 minutes)
+.PHONY: install serve test test-fast parity bench status
 
 install:
 	bash scripts/install.sh
@@ -11,6 +12,9 @@ serve: install
 
 test: install
 	bash scripts/run_tests.sh
+
+test-fast: install
+	bash scripts/run_tests.sh -m "not integration and not slow"
 
 parity: install
 	.venv/bin/python -m pytest -k parity -q

@@ -5,6 +5,12 @@ them. The fixtures are read from ``$AMPHION_PARITY_DIR``, default ``../shared/pa
 repository. Per-family knowledge lives in ``tests/parity_adapters`` (registry ``ADAPTERS``); a folder
 without an adapter is skipped with a reason that names it.
 
+Required mode (``AMPHION_PARITY_REQUIRED=1``, which ``scripts/run_tests.sh`` sets under ``CI=true``):
+a case of a BUILT family (its folder has an adapter) that would be skipped, for whatever reason
+(unreadable ``cases.json``, its fixture folder is gone: case ``<folder>/missing``, a data folder or
+library its adapter needs is missing), FAILS instead, and so does finding no fixtures at all; folders of families not built yet (no adapter) stay skips that
+name the folder. The decision is taken in one place, :func:`_not_run`.
+
 Comparison rules (FORMAT.md): integer and bool outputs exactly; float outputs elementwise
 ``|got - want| <= atol + rtol * |want|`` with the output's own atol/rtol overriding the case's;
 shapes must match; non-tensor outputs (plain JSON values) must be equal. Cases marked
@@ -32,14 +38,55 @@ PARITY_DIR = Path(os.environ.get("AMPHION_PARITY_DIR") or REPO_ROOT.parent / "sh
 
 
 # ---------------------------------------------------------------------------------------------
+# Cases that cannot run: skip, or fail in required mode
+# ---------------------------------------------------------------------------------------------
+
+
+REQUIRED_ENV = "AMPHION_PARITY_REQUIRED"
+
+
+class _NotRun:
+    """Stands for a case that cannot run (the test decides what that means, see :func:`_not_run`)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"_NotRun({self.reason!r})"
+
+
+def _required() -> bool:
+    return os.environ.get(REQUIRED_ENV, "").strip() == "1"
+
+
+def _outcome(folder: str | None, required: bool) -> str:
+    """``"fail"`` or ``"skip"`` for a case that cannot run. ``folder`` None: no fixtures were found."""
+    if not required:
+        return "skip"
+    if folder is None or folder in ADAPTERS:
+        return "fail"
+    return "skip"  # a family that is not built yet
+
+
+def _not_run(folder: str | None, reason: str) -> None:
+    """The one place where a parity case that cannot run is skipped, or failed in required mode."""
+    if _outcome(folder, _required()) == "fail":
+        why = "the parity fixtures must be present" if folder is None else f"{folder} has an adapter, so it must run"
+        pytest.fail(f"{reason} [{REQUIRED_ENV}=1: {why}]", pytrace=False)
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------------------------
 # Collection
 # ---------------------------------------------------------------------------------------------
 
 
-def _collect() -> list:
-    if not PARITY_DIR.is_dir():
-        return [pytest.param(None, None, id="no-fixtures", marks=pytest.mark.skip(reason=f"parity fixtures not found at {PARITY_DIR}"))]
-    folders = sorted(p for p in PARITY_DIR.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _collect(parity_dir: Path | None = None) -> list:
+    """``(folder, case)`` params; a case that cannot run is a :class:`_NotRun` with its reason."""
+    parity_dir = PARITY_DIR if parity_dir is None else parity_dir
+    if not parity_dir.is_dir():
+        return [pytest.param(None, _NotRun(f"parity fixtures not found at {parity_dir}"), id="no-fixtures")]
+    folders = sorted(p for p in parity_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     params = []
     for folder in folders:
         cases_file = folder / "cases.json"
@@ -47,15 +94,23 @@ def _collect() -> list:
             cases = json.loads(cases_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             reason = f"{folder.name}: cannot read cases.json ({type(exc).__name__})"
-            params.append(pytest.param(folder.name, None, id=f"{folder.name}/cases.json", marks=pytest.mark.skip(reason=reason)))
+            params.append(pytest.param(folder.name, _NotRun(reason), id=f"{folder.name}/cases.json"))
+            continue
+        if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) and "name" in c for c in cases):
+            reason = f"{folder.name}: cases.json is not a non-empty list of named cases"
+            params.append(pytest.param(folder.name, _NotRun(reason), id=f"{folder.name}/cases.json"))
             continue
         for case in cases:
-            marks = []
+            case_id = f"{folder.name}/{case['name']}"
             if folder.name not in ADAPTERS:
-                marks.append(pytest.mark.skip(reason=f"no implementation registered for {folder.name} yet"))
-            params.append(pytest.param(folder.name, case, id=f"{folder.name}/{case['name']}", marks=marks))
+                case = _NotRun(f"no implementation registered for {folder.name} yet")
+            params.append(pytest.param(folder.name, case, id=case_id))
     if not params:
-        return [pytest.param(None, None, id="no-fixtures", marks=pytest.mark.skip(reason=f"no fixture folders in {PARITY_DIR}"))]
+        return [pytest.param(None, _NotRun(f"no fixture folders in {parity_dir}"), id="no-fixtures")]
+    # A built family whose fixture folder is gone would otherwise just have no test at all.
+    present = {folder.name for folder in folders}
+    for name in sorted(set(ADAPTERS) - present):
+        params.append(pytest.param(name, _NotRun(f"{name}: no fixture folder in {parity_dir}"), id=f"{name}/missing"))
     return params
 
 
@@ -170,7 +225,19 @@ def _compare(name: str, got: Any, want: Any, spec: Any, case: dict) -> tuple[str
 
 
 @pytest.mark.parametrize(("folder", "case"), _collect())
-def test_parity(folder: str, case: dict, record_property) -> None:
+def test_parity(folder: str | None, case: dict | _NotRun, record_property) -> None:
+    if isinstance(case, _NotRun):
+        _not_run(folder, case.reason)
+    try:
+        _check_case(folder, case, record_property)
+    except pytest.skip.Exception as exc:  # an adapter (or the loading code) skipped the case
+        skipped = exc
+    else:
+        return
+    _not_run(folder, skipped.msg)
+
+
+def _check_case(folder: str, case: dict, record_property) -> None:
     adapter = ADAPTERS[folder]
     component = _component(folder)
     inputs = _inputs(folder, case)
