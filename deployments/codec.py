@@ -13,54 +13,39 @@ Wire format (what crosses the handles): audio float32 ``[L]`` at the codec's rat
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 import numpy as np
 import torch
 from ray import serve
 
+from deployments.base import Loaded, Loading, ModelService
+from deployments.components import joined_kind
 from deployments.errors import InvalidModelInput, ModelUnavailable
-from deployments.runtime import apply_batching, configure_torch, inside_serve, progress_store, select_device
-from models.weights import WeightsUnavailable
-from serve_app.audio_io import encode_wav
-from serve_app.progress import ProgressReporter
-
-log = logging.getLogger("amphion.codec")
+from deployments.maskgct import SEMANTIC
+from deployments.runtime import apply_batching, inside_serve
+from deployments.topology import Entry, Family
+from models.audio.wav import encode_wav
 
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_BATCH_WAIT_S = 0.0
-#: Longest clip per request. FACodec's timbre encoder attends over all frames (80 per second), so its
-#: cost grows with the square of the duration; DualCodec's w2v-bert front end does too (50 Hz).
-MAX_SECONDS = {"FACodec": 60.0, "DualCodec": 120.0}
 
 
-class BatchedCodecService:
-    """What both codec services share: loading with a 503 reason, batching, progress, threads."""
+class BatchedCodecService(ModelService):
+    """What both codec services share: batching, progress, threads (the lifecycle is ModelService's).
+    ``max_seconds``: the longest clip a request may hold."""
 
-    display_name = "codec"
+    max_seconds = 60.0
 
-    def __init__(self, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
-                 store=None, cache_dir: str | None = None):
-        configure_torch(torch_threads)
-        self.store = store if store is not None else progress_store()
+    def __init__(self, **loading):
         self.batched = inside_serve()
-        self.codec = None
-        self.weights_kind = None
-        self.note = ""
-        self.unavailable = ""
-        try:
-            self.codec, self.weights_kind, self.note = self._load(weights, select_device(device), cache_dir)
-            log.info("%s loaded (%s weights)", self.display_name, self.weights_kind)
-        except WeightsUnavailable as exc:
-            self.unavailable = str(exc)
-            log.error("%s has no weights: %s", self.display_name, exc)
+        super().__init__(**loading)
+
+    @property
+    def codec(self):
+        return None if self.loaded is None else self.loaded.model
 
     # -- to implement ----------------------------------------------------------------------------
-    def _load(self, weights: str, device: str, cache_dir: str | None):
-        """-> (model, weights kind, note)."""
-        raise NotImplementedError
-
     def _facts(self) -> dict:
         raise NotImplementedError
 
@@ -77,19 +62,8 @@ class BatchedCodecService:
     def reconfigure(self, config: dict) -> None:
         apply_batching(config, self._encode_batch, self._decode_batch)
 
-    def _require(self):
-        if self.codec is None:
-            raise ModelUnavailable(f"{self.display_name} has no weights: {self.unavailable}")
-        return self.codec
-
     async def describe(self) -> dict:
-        self._require()
-        return {"weights": self.weights_kind, "max_seconds": MAX_SECONDS[self.display_name], **self._facts()}
-
-    async def info(self) -> dict:
-        if self.codec is None:
-            return {"status": "unavailable", "running": True, "weights": None, "detail": f"no weights: {self.unavailable}"}
-        return {"status": "ready", "running": True, "weights": self.weights_kind, "detail": self.note}
+        return {**await super().describe(), "max_seconds": self.max_seconds}
 
     async def encode(self, payload: dict) -> dict:
         self._require()
@@ -107,8 +81,7 @@ class BatchedCodecService:
 
     def _announce(self, payloads: list[dict], what: str) -> None:
         for p in payloads:
-            ProgressReporter(self.store, p.get("task_id")).step(
-                what, 0, 1, f"{self.display_name}, batch of {len(payloads)}")
+            self.reporter(p.get("task_id")).step(what, 0, 1, f"{self.label}, batch of {len(payloads)}")
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S,
                  max_concurrent_batches=1)
@@ -155,17 +128,15 @@ def _padded(rows: list[np.ndarray], dtype) -> tuple[torch.Tensor, list[int]]:
 class FACodecService(BatchedCodecService):
     """FACodec (NaturalSpeech 3): 16 kHz audio <-> prosody / content / acoustic-detail codes + timbre."""
 
-    display_name = "FACodec"
+    label = "FACodec"
+    #: Its timbre encoder attends over all frames (80 per second): cost grows with the square of the duration.
+    max_seconds = 60.0
 
-    def _load(self, weights, device, cache_dir):
-        from models.facodec.codec import FACodec
-        from models.facodec.official import FACODEC_HUB_FILES
-        from models.weights import resolve
+    def _load(self, loading: Loading) -> Loaded:
+        from models.facodec.codec import load_facodec
 
-        resolved = resolve(FACODEC_HUB_FILES, weights, cache_dir=cache_dir)
-        if resolved.pretrained:
-            return FACodec.from_folder(resolved.root, device=device), "pretrained", resolved.note
-        return FACodec.tiny(0, device=device), "tiny", resolved.note
+        codec, note = load_facodec(loading.weights, device=loading.device, cache_dir=loading.cache_dir)
+        return Loaded(codec, codec.weights_kind, note)
 
     def _facts(self) -> dict:
         c = self.codec
@@ -211,8 +182,6 @@ FACodecDeployment = serve.deployment(
 # ------------------------------------------------------------------------------------------------
 # DualCodec
 
-SEMANTIC_DEPLOYMENT = "W2VBertSemantic"
-
 
 def covering_length(num_samples: int, config) -> int:
     """Samples to encode so that the codes cover all of ``num_samples`` (``ceil(L / hop)`` frames).
@@ -235,24 +204,26 @@ class DualCodecService(BatchedCodecService):
     (row 0) + acoustic residual codes (rows 1..). The semantic features come from the shared
     w2v-bert deployment (raw layer 17, normalised here with DualCodec's own statistics)."""
 
-    display_name = "DualCodec"
+    label = "DualCodec"
+    #: Its w2v-bert front end attends over all frames (50 per second).
+    max_seconds = 120.0
 
     def __init__(self, components: dict | None = None, **loading):
         self.components = dict(components or {})
         super().__init__(**loading)
 
-    def _load(self, weights, device, cache_dir):
+    def _load(self, loading: Loading) -> Loaded:
         from models.dualcodec.checkpoints import load_dualcodec_model
         from models.dualcodec.official import OFFICIAL
         from models.maskgct.semantic_encoder import tiny_w2v_bert_config
 
         # A tiny codec pairs with the tiny w2v-bert (its features are narrower than the official 1024).
         tiny_width = int(tiny_w2v_bert_config().hidden_size)
-        loaded = {name: load_dualcodec_model(name, weights, device=device, cache_dir=cache_dir,
-                                             tiny_semantic_dim=tiny_width) for name in OFFICIAL}
-        kinds = sorted({"pretrained" if m.pretrained else "tiny" for m in loaded.values()})
+        loaded = {name: load_dualcodec_model(name, loading.weights, device=loading.device,
+                                             cache_dir=loading.cache_dir, tiny_semantic_dim=tiny_width)
+                  for name in OFFICIAL}
         notes = "; ".join(f"{name}: {m.note}" for name, m in loaded.items())
-        return loaded, "+".join(kinds), notes
+        return Loaded(loaded, joined_kind(m.weights_kind for m in loaded.values()), notes)
 
     def _facts(self) -> dict:
         models = {}
@@ -282,14 +253,14 @@ class DualCodecService(BatchedCodecService):
         padded = np.zeros(covering_length(audio.size, codec.config), np.float32)
         padded[: audio.size] = audio
         wav16k = await asyncio.to_thread(_to_w2v_bert_rate, padded)
-        handle = self.components.get(SEMANTIC_DEPLOYMENT)
+        handle = self.components.get(SEMANTIC)
         if handle is None:
-            raise ModelUnavailable(f"DualCodec needs the {SEMANTIC_DEPLOYMENT} deployment, which is not part of this application")
+            raise ModelUnavailable(f"DualCodec needs the {SEMANTIC} deployment, which is not part of this application")
         hidden = await handle.hidden_states.remote(wav16k)
         if hidden.shape[-1] != loaded.semantic_norm_pool.dim:
             raise ModelUnavailable(
                 f"DualCodec ({self.weights_kind} weights) expects {loaded.semantic_norm_pool.dim}-wide w2v-bert features, "
-                f"the {SEMANTIC_DEPLOYMENT} deployment gives {hidden.shape[-1]}: serve both with official weights "
+                f"the {SEMANTIC} deployment gives {hidden.shape[-1]}: serve both with official weights "
                 "(facebook/w2v-bert-2.0 and amphion/dualcodec) or both tiny")
         item = {"audio": padded, "hidden": np.ascontiguousarray(hidden, np.float32), "model": payload["model"],
                 "num_quantizers": int(nq), "task_id": payload.get("task_id")}
@@ -356,3 +327,8 @@ DualCodecDeployment = serve.deployment(
     DualCodecService, name="DualCodec", max_ongoing_requests=32, health_check_period_s=10, graceful_shutdown_timeout_s=120,
     ray_actor_options={"num_cpus": 0.5},
 )
+
+FAMILY = Family("codecs", entries=(
+    Entry("DualCodec", DualCodecDeployment, models=("dualcodec",), uses=(SEMANTIC,)),
+    Entry("FACodec", FACodecDeployment, models=("facodec",)),
+))

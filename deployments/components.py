@@ -1,77 +1,66 @@
-"""Pipeline parts as deployments, and the handles a pipeline deployment calls them through.
+"""Pipeline parts as services, and the entries (pipeline deployments) that compose them.
 
-A model family's in-process pipeline (``models.<family>.pipeline``) loads any subset of its parts
-(``Pipeline.from_weights(mode, parts=(part,))``) and exposes its stages as numpy-in, numpy-out methods
-(``LocalStages``). :class:`PartService` is one such part behind the deployment API: the stages run in
-a worker thread, a generating stage reports progress for the request's task id, the family's input
-errors become 400s, and missing weights a 503 with the reason. :class:`PartHandles` is the other
-side: the family's async stages protocol over those deployments' handles, so the family's orchestrator
-runs unchanged whether its stages are in process or on other replicas.
+:class:`PartService` is one part of a family's in-process pipeline (``models.<family>.pipeline``,
+loaded with ``parts=(part,)``) behind the deployment API: its stages run in a worker thread, a
+generating stage reports progress for the request's task id, the family's input errors become
+400s. :class:`PartHandles` is the family's async stages protocol over the parts' handles, so the
+family's orchestrator runs unchanged whether a part is another replica or in this process.
+:class:`PipelineService` is the entry's base: its parts (handles, or recipes it builds inline),
+their health and weights kind, the shared Whisper deployment, running the orchestrator.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import Callable
+import time
+from typing import Callable, Mapping
 
+import numpy as np
+
+from deployments.base import LOADING_ARGS, Loaded, Loading, ModelService
 from deployments.errors import InvalidModelInput, ModelError, ModelUnavailable
-from deployments.runtime import configure_torch, progress_store, select_device, select_dtype
-from models.weights import WeightsUnavailable
-from serve_app.progress import ProgressReporter
-
-log = logging.getLogger("amphion.components")
+from deployments.topology import Part, PartRecipe, stage_owners
+from models.audio.wav import encode_wav
 
 INFO_TIMEOUT_S = 2.5
+#: The shared speech-recognition deployment (prompts sent without a transcript).
+ASR = "WhisperASR"
 
 
-class PartService:
-    """One part of a pipeline. Subclasses say how to load it (:meth:`_load`) and wrap it in stages
-    (:meth:`_stages`); ``stages`` names what callers may run, ``generating`` those that report
-    progress (they take ``(request, emit)``), ``input_errors`` the family's input errors."""
+class PartService(ModelService):
+    """One part of a pipeline. Subclasses say how to load the family's pipeline with one part
+    (:meth:`_load_part`) and wrap it in the family's ``LocalStages`` (:meth:`_stages`). ``stages``
+    (from the part's declaration) are what callers may run, empty = any; ``generating`` those that
+    take ``(request, emit)``; ``input_errors`` the family's. ``part_label`` names it in details."""
 
-    label = ""
-    stages: tuple[str, ...] = ()
+    family = ""
+    part_label = ""
     generating: frozenset[str] = frozenset()
     input_errors: tuple[type[Exception], ...] = ()
 
-    def __init__(self, part: str, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
-                 store=None, cache_dir: str | None = None, dtype: str | None = None):
-        configure_torch(torch_threads)
+    def __init__(self, part: str, stages: tuple[str, ...] = (), **loading):
         self.part = part
-        self.store = store if store is not None else progress_store()
-        self.pipeline = None
-        self.local = None
-        self.unavailable = ""
-        try:
-            device = select_device(device)
-            self.pipeline = self._load(part, weights, device, select_dtype(dtype, device), cache_dir)
-            self.local = self._stages(self.pipeline)
-            log.info("%s %s loaded (%s weights)", self.label, part, self.pipeline.weights_kind)
-        except WeightsUnavailable as exc:
-            self.unavailable = str(exc)
-            log.error("%s %s unavailable: %s", self.label, part, exc)
+        self.label = self.part_label or f"{self.family} {part}"
+        self.stages = tuple(stages)
+        super().__init__(**loading)
 
-    def _load(self, part: str, weights: str, device: str, dtype, cache_dir: str | None):
+    def _load(self, loading: Loading) -> Loaded:
+        pipeline = self._load_part(self.part, loading)
+        return Loaded(self._stages(pipeline), pipeline.weights_kind, getattr(pipeline, "note", "") or "")
+
+    def _load_part(self, part: str, loading: Loading):
         raise NotImplementedError
 
     def _stages(self, pipeline):
         raise NotImplementedError
 
-    def _require(self):
-        if self.local is None:
-            raise ModelUnavailable(f"{self.label} {self.part} has no weights: {self.unavailable}")
-        return self.local
+    @property
+    def pipeline(self):
+        """The in-process pipeline holding this part (None when it has no weights)."""
+        return None if self.loaded is None else self.loaded.model.pipeline
 
-    async def describe(self) -> dict:
-        self._require()
-        return {"weights": self.pipeline.weights_kind, "part": self.part}
-
-    async def info(self) -> dict:
-        if self.pipeline is None:
-            return {"status": "unavailable", "running": True, "weights": None, "detail": f"no weights: {self.unavailable}"}
-        return {"status": "ready", "running": True, "weights": self.pipeline.weights_kind,
-                "detail": getattr(self.pipeline, "note", "") or ""}
+    def _facts(self) -> dict:
+        return {"part": self.part}
 
     def _checked(self, fn: Callable, *args):
         try:
@@ -80,8 +69,8 @@ class PartService:
             raise InvalidModelInput(str(exc)) from None
 
     def _method(self, stage: str):
-        if stage not in self.stages:
-            raise ModelUnavailable(f"{self.label} {self.part} does not run the {stage!r} stage")
+        if self.stages and stage not in self.stages:
+            raise ModelUnavailable(f"{self.label} does not run the {stage!r} stage")
         return getattr(self._require(), stage)
 
     async def run(self, stage: str, *args):
@@ -91,10 +80,10 @@ class PartService:
     async def generate(self, stage: str, request: dict) -> dict:
         """A generating stage; progress events go to ``request["task_id"]``."""
         if stage not in self.generating:
-            raise ModelUnavailable(f"{self.label} {self.part}: {stage!r} is not a generating stage")
-        progress = ProgressReporter(self.store, request.get("task_id"))
-        emit = lambda name, step, total: progress.step(name, step, total)  # noqa: E731
-        return await asyncio.to_thread(self._checked, self._method(stage), request, emit)
+            raise ModelUnavailable(f"{self.label}: {stage!r} is not a generating stage")
+        method = self._method(stage)
+        emit = self.reporter(request.get("task_id")).emitter()
+        return await asyncio.to_thread(self._checked, method, request, emit)
 
 
 class PartHandles:
@@ -154,8 +143,123 @@ def summarize_info(infos: dict[str, dict], extra_problems: list[str] | None = No
     """A pipeline's health from its components': ready only when all are."""
     problems = list(extra_problems or []) + [f"{name}: {i['status']} ({i.get('detail') or ''})"
                                              for name, i in infos.items() if i.get("status") != "ready"]
-    kinds = sorted({i.get("weights") for i in infos.values() if i.get("weights")})
-    weights = kinds[0] if len(kinds) == 1 else ("+".join(kinds) or None)
-    if problems:
-        return {"status": "unavailable", "running": True, "weights": weights, "detail": "; ".join(problems)}
-    return {"status": "ready", "running": True, "weights": weights, "detail": ""}
+    return {"status": "unavailable" if problems else "ready", "running": True,
+            "weights": joined_kind(i.get("weights") for i in infos.values()), "detail": "; ".join(problems)}
+
+
+def joined_kind(kinds) -> str | None:
+    """One weights kind for several parts: ``tiny``, ``pretrained``, or ``pretrained+tiny``."""
+    kinds = sorted({k for k in kinds if k})
+    return "+".join(kinds) or None
+
+
+class PipelineService(ModelService):
+    """An entry deployment: orchestration here, models in its parts.
+
+    ``components``: deployment name -> handle (or a :class:`~deployments.topology.PartRecipe`, built
+    here: the family's inline switch). ``parts`` are the family's part declarations (stages per
+    deployment), ``generating`` its generating stages. The entry's own load (:meth:`_load`) is
+    what it needs besides the parts (G2P data, or nothing); it is ready when that and every part is.
+    """
+
+    parts: tuple[Part, ...] = ()
+    generating: frozenset[str] = frozenset()
+
+    def __init__(self, components: Mapping | None = None, **loading):
+        self._part_kind: str | None = None
+        super().__init__(**loading)
+        inline = {k: v for k, v in loading.items() if k in LOADING_ARGS}
+        self.components = {name: (c.build(inline, self.store) if isinstance(c, PartRecipe) else c)
+                           for name, c in (components or {}).items()}
+
+    def _load(self, loading: Loading) -> Loaded:
+        return Loaded(None, None)
+
+    def _part_names(self) -> tuple[str, ...]:
+        """The parts this entry calls (shared ones included), in declaration order."""
+        return tuple(p.name for p in self.parts if p.name in self.components)
+
+    async def _parts_kind(self) -> str:
+        """The parts' weights kind (asked once, when they all answer)."""
+        if self._part_kind is None:
+            calls = PartHandles(self.components, {}, frozenset(), None, self.label)
+            described = await asyncio.gather(*(calls.call(n, "describe") for n in self._part_names()))
+            self._part_kind = joined_kind(d.get("weights") for d in described) or ""
+        return self._part_kind
+
+    async def describe(self) -> dict:
+        self._require()
+        await self._parts_kind()
+        return {"sample_rate": self.sample_rate}
+
+    async def info(self) -> dict:
+        infos = await components_info(self.components, self._part_names())
+        own = [] if self.loaded is not None else [f"{self.label}: {self.missing.removeprefix('has ')}: {self.unavailable}"]
+        return summarize_info(infos, own)
+
+    def handles(self, task_id: str | None) -> PartHandles:
+        return PartHandles(self.components, stage_owners(self.parts), self.generating, task_id, self.label)
+
+    async def asr(self, method: str, *args) -> dict:
+        """Call the shared speech-recognition deployment (``prompt`` / ``transcribe``)."""
+        if ASR not in self.components:
+            raise ModelUnavailable(f"{self.label} needs a transcript here and speech recognition (WhisperASR) "
+                                   "is not part of this application")
+        return await PartHandles(self.components, {}, frozenset(), None, self.label).call(ASR, method, *args)
+
+    async def render(self, payload: dict, make, input_errors) -> dict:
+        """Run ``make(kind, emit)`` (the orchestration, returning float32 audio) for a request and
+        answer the WAV; the family's ``input_errors`` become 400s."""
+        kind = await self._parts_kind()
+        emit = self.reporter(payload.get("task_id")).emitter()
+        started = time.perf_counter()
+        try:
+            wave = await make(kind, emit)
+        except input_errors as exc:
+            raise InvalidModelInput(str(exc)) from None
+        wave = np.asarray(wave, dtype=np.float32)
+        wav = await asyncio.to_thread(encode_wav, wave, self.sample_rate, payload.get("subtype", "PCM_16"))
+        return {"wav": wav, "sample_rate": self.sample_rate, "duration": len(wave) / self.sample_rate,
+                "weights": kind, "compute_s": time.perf_counter() - started}
+
+
+class TextPipelineService(PipelineService):
+    """An entry whose requests read text: it loads the G2P data at start. ``g2p_required``: every
+    request reads text (without the data the entry is unavailable); otherwise only some modes do,
+    and those answer 503 with the reason while the others serve."""
+
+    g2p_required = True
+    missing = "has no G2P data"
+
+    def __init__(self, components: Mapping | None = None, **loading):
+        from models.text.g2p import G2PDataUnavailable
+
+        self.load_errors = (G2PDataUnavailable,)
+        self.g2p_unavailable = ""
+        super().__init__(components, **loading)
+
+    def _load(self, loading: Loading) -> Loaded:
+        from models.text import G2P
+        from models.text.data import resolve_g2p_data
+        from models.text.g2p import G2PDataUnavailable
+
+        try:
+            return Loaded(G2P(resolve_g2p_data(loading.weights)), None)
+        except G2PDataUnavailable as exc:
+            if self.g2p_required:
+                raise
+            self.g2p_unavailable = str(exc)
+            return Loaded(None, None)
+
+    @property
+    def g2p_or_none(self):
+        """The G2P, or None when this entry runs without text (no data, only text-free modes work)."""
+        return None if self.loaded is None else self.loaded.model
+
+    def g2p(self):
+        """The G2P for a request that reads text, or ModelUnavailable (503) saying why there is none."""
+        g2p = self._require()
+        if g2p is None:
+            raise ModelUnavailable(f"{self.label} needs its text front end here, which has no data: "
+                                   f"{self.g2p_unavailable}")
+        return g2p

@@ -1,10 +1,6 @@
-"""What every model deployment sets up the same way: device, CPU threads, the progress store."""
+"""What every model deployment sets up the same way: device, dtype, CPU threads, batching knobs."""
 
 from __future__ import annotations
-
-import logging
-
-log = logging.getLogger("amphion.deployments")
 
 
 def select_device(requested: str | None = None) -> str:
@@ -40,20 +36,6 @@ def configure_torch(threads: int | None) -> None:
 
     if threads:
         torch.set_num_threads(int(threads))
-
-
-def progress_store():
-    """The shared progress store when running inside Ray; None (no progress events) otherwise."""
-    try:
-        import ray
-
-        if ray.is_initialized():
-            from serve_app.state import connect_store
-
-            return connect_store()
-    except Exception:
-        log.exception("progress store unavailable; this replica will not report progress")
-    return None
 
 
 def inside_serve() -> bool:

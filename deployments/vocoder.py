@@ -7,45 +7,40 @@ loop keeps answering health checks and other calls while the model computes.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 import numpy as np
 from ray import serve
 
-from deployments.errors import InvalidModelInput, ModelUnavailable
-from deployments.runtime import apply_batching, configure_torch, inside_serve, progress_store, select_device
+from deployments.base import Loaded, Loading, ModelService
+from deployments.errors import InvalidModelInput
+from deployments.runtime import apply_batching, inside_serve
+from deployments.topology import Entry, Family
 from models import registry
-from models.weights import WeightsUnavailable
-from serve_app.audio_io import encode_wav
-from serve_app.progress import ProgressReporter
-
-log = logging.getLogger("amphion.vocoder")
+from models.audio.wav import encode_wav
 
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_BATCH_WAIT_S = 0.0  # no idle wait: under load requests queue up while a batch runs, and the next batch takes them all
 
 
-class VocoderService:
+class VocoderService(ModelService):
     """A vocoder behind the deployment API: `describe`, `info`, `vocode`. Plain Python, no Ray needed."""
 
-    def __init__(self, vocoder_name: str, weights: str = "auto", device: str | None = None,
-                 torch_threads: int | None = None, store=None, cache_dir: str | None = None):
+    def __init__(self, vocoder_name: str, **loading):
+        self.vocoder_name = vocoder_name
+        self.label = registry.get(vocoder_name).display_name
+        self.batched = inside_serve()
+        super().__init__(**loading)
+
+    def _load(self, loading: Loading) -> Loaded:
         from models.vocoders import load_vocoder
 
-        self.model = registry.get(vocoder_name)
-        self.store = store if store is not None else progress_store()
-        configure_torch(torch_threads)
-        self.batched = inside_serve()
-        self.vocoder = None
-        self.unavailable = ""
-        try:
-            self.vocoder = load_vocoder(vocoder_name, weights, device=select_device(device), cache_dir=cache_dir)
-            log.info("%s loaded (%s weights)", self.model.display_name, self.vocoder.weights_kind)
-        except WeightsUnavailable as exc:
-            # Stay up and answer 503 with the reason, rather than crash-looping the replica.
-            self.unavailable = str(exc)
-            log.error("%s has no weights: %s", self.model.display_name, exc)
+        vocoder = load_vocoder(self.vocoder_name, loading.weights, device=loading.device, cache_dir=loading.cache_dir)
+        return Loaded(vocoder, vocoder.weights_kind, getattr(vocoder, "note", "") or "")
+
+    @property
+    def vocoder(self):
+        return None if self.loaded is None else self.loaded.model
 
     # -- configuration -------------------------------------------------------------------------
     def reconfigure(self, config: dict) -> None:
@@ -53,37 +48,22 @@ class VocoderService:
         apply_batching(config, self._vocode_batch)
 
     # -- deployment API ------------------------------------------------------------------------
-    def _require_model(self):
-        if self.vocoder is None:
-            raise ModelUnavailable(f"{self.model.display_name} has no weights: {self.unavailable}")
-        return self.vocoder
-
-    async def describe(self) -> dict:
-        v = self._require_model()
+    def _facts(self) -> dict:
+        v = self.vocoder
         return {"sample_rate": v.sample_rate, "n_mels": v.n_mels, "hop_length": v.hop_length,
                 "needs_f0": v.needs_f0, "min_samples": v.mel_config.n_fft}
-
-    async def info(self) -> dict:
-        if self.vocoder is None:
-            return {"status": "unavailable", "running": True, "weights": None,
-                    "detail": f"no weights: {self.unavailable}"}
-        return {"status": "ready", "running": True, "weights": self.vocoder.weights_kind,
-                "detail": self.vocoder_note()}
-
-    def vocoder_note(self) -> str:
-        return getattr(self.vocoder, "note", "") or ""
 
     async def vocode(self, payload: dict) -> dict:
         """payload: {"audio": float32 [L] at the model rate} or {"mel": float32 [n_mels, T]},
         plus "task_id" and "subtype" (WAV sample format)."""
-        v = self._require_model()
+        v = self._require()
         if "audio" in payload:
             if payload["audio"].shape[0] < v.mel_config.n_fft:
                 ms = 1000 * v.mel_config.n_fft / v.sample_rate
-                raise InvalidModelInput(f"audio: too short for {self.model.display_name} (at least {ms:.0f} ms)")
+                raise InvalidModelInput(f"audio: too short for {self.label} (at least {ms:.0f} ms)")
         elif payload["mel"].shape[0] != v.n_mels:
             raise InvalidModelInput(f"audio: mel has {payload['mel'].shape[0]} bands, "
-                                    f"{self.model.display_name} needs {v.n_mels}")
+                                    f"{self.label} needs {v.n_mels}")
         if self.batched:
             return await self._vocode_batch(payload)
         # Outside Serve (plain-FastAPI baseline, scripts): one request per call, still off the loop.
@@ -93,8 +73,7 @@ class VocoderService:
                  max_concurrent_batches=1)
     async def _vocode_batch(self, payloads: list[dict]) -> list[dict]:
         for p in payloads:
-            ProgressReporter(self.store, p.get("task_id")).step(
-                "vocoding", 0, 1, f"{self.model.display_name}, batch of {len(payloads)}")
+            self.reporter(p.get("task_id")).step("vocoding", 0, 1, f"{self.label}, batch of {len(payloads)}")
         return await asyncio.to_thread(self._run_batch, payloads)
 
     def _run_batch(self, payloads: list[dict]) -> list[dict]:
@@ -132,3 +111,7 @@ VocoderDeployment = serve.deployment(
     health_check_period_s=10,
     graceful_shutdown_timeout_s=60,
 )
+
+FAMILY = Family("vocoders", entries=tuple(
+    Entry(deployment, VocoderDeployment, models=(name,), args={"vocoder_name": name})
+    for deployment, name in (("BigVGAN", "bigvgan"), ("HiFiGAN", "hifigan"), ("NSFHiFiGAN", "nsf_hifigan"))))

@@ -1,8 +1,8 @@
-"""Every model family the API promises, and which of them this release actually serves.
+"""Every model the API promises: its name, task, routes and output rate.
 
-The ingress reads this table to build routes, health entries and 503 details, so a model is
-added here once and shows up everywhere. Nothing in this module imports torch: the ingress and
-the tools that only need metadata stay light.
+The ingress reads this table to build health entries and 503 details. Which models are built, and
+the deployments that serve them, is declared by the families in ``deployments/`` (each ``FAMILY``;
+``deployments.topology.entry_for``). Nothing in this module imports torch.
 """
 
 from __future__ import annotations
@@ -16,43 +16,33 @@ class ModelInfo:
     display_name: str             # what users read in details and docs
     task: str                     # tts | vc | svc | tta | codec | vocoder
     routes: tuple[str, ...]       # API paths served by this model
-    deployments: tuple[str, ...] = ()   # Ray Serve deployments that run it (empty: not built yet); the
-                                        # first is the one routes and /api/health call
     sample_rate: int | None = None      # native output rate, where the model makes audio
     notes: str = ""
-
-    @property
-    def built(self) -> bool:
-        return bool(self.deployments)
 
 
 _MODELS: tuple[ModelInfo, ...] = (
     # Text to speech
-    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",), deployments=("MaskGCT", "W2VBertSemantic", "MaskGCTAcousticCodec", "MaskGCTT2S", "MaskGCTS2A",
-                                        "WhisperASR"),
-              sample_rate=24000,
+    ModelInfo("maskgct", "MaskGCT", "tts", ("/api/tts/maskgct",), sample_rate=24000,
               notes="MaskGCT zero-shot TTS: w2v-bert-2.0 semantic prompt, T2S, S2A, acoustic codec; "
                     "Whisper transcribes prompts sent without reference_text"),
     ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",),
-              deployments=("VevoTTS", "VevoTokenizer", "VevoARTTS", "VevoFM", "VevoVocoder", "WhisperASR"),
               sample_rate=24000, notes="Vevo TTS: phones -> AR PhoneToVq8192 -> flow matching -> Vocos"),
     ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",)),
     ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",)),
     # Voice conversion
     ModelInfo("noro", "Noro", "vc", ("/api/vc/noro",)),
     ModelInfo("vevo_timbre", "Vevo timbre conversion", "vc", ("/api/vc/vevo-timbre",),
-              deployments=("VevoTimbre", "VevoTokenizer", "VevoFM", "VevoVocoder"), sample_rate=24000,
+              sample_rate=24000,
               notes="Vevo flow matching with the reference's timbre"),
     ModelInfo("vevo_style", "Vevo style conversion", "vc", ("/api/vc/vevo-style",),
-              deployments=("VevoStyle", "VevoTokenizer", "VevoARVC", "VevoFM", "VevoVocoder"), sample_rate=24000,
+              sample_rate=24000,
               notes="Vevo AR with the reference's style; the source's timbre"),
     ModelInfo("vevo_voice", "Vevo voice conversion", "vc", ("/api/vc/vevo-voice",),
-              deployments=("VevoVoice", "VevoTokenizer", "VevoARVC", "VevoFM", "VevoVocoder"), sample_rate=24000,
+              sample_rate=24000,
               notes="Vevo AR (style) and flow matching (timbre) from the reference"),
     # Singing voice conversion
     ModelInfo("vevosing", "VevoSing", "svc", ("/api/svc/vevosing",),
-              deployments=("VevoSing", "VevoSingContentStyle", "VevoSingProsody", "VevoSingAR", "VevoSingFM",
-                           "VevoSingVocoder", "WhisperASR"), sample_rate=24000,
+              sample_rate=24000,
               notes="Vevo1.5: Whisper + chromagram Coco tokens, AR, flow matching, Vocos"),
     ModelInfo("diffcomosvc", "DiffComoSVC", "svc", ("/api/svc/diffcomosvc",)),
     ModelInfo("transformersvc", "TransformerSVC", "svc", ("/api/svc/transformersvc",)),
@@ -64,21 +54,21 @@ _MODELS: tuple[ModelInfo, ...] = (
     # Codecs
     ModelInfo("dualcodec", "DualCodec", "codec",
               ("/api/codec/dualcodec/encode", "/api/codec/dualcodec/decode"),
-              deployments=("DualCodec", "W2VBertSemantic"), sample_rate=24000,
+              sample_rate=24000,
               notes="DualCodec 12hz_v1 and 25hz_v1; semantic features from the shared w2v-bert deployment"),
     ModelInfo("facodec", "FACodec", "codec",
               ("/api/codec/facodec/encode", "/api/codec/facodec/decode"),
-              deployments=("FACodec",), sample_rate=16000,
+              sample_rate=16000,
               notes="NaturalSpeech 3 FACodec: prosody, content, acoustic-detail codes and a timbre embedding"),
     # Vocoders: built. The generic route serves all three.
     ModelInfo("bigvgan", "BigVGAN", "vocoder", ("/api/vocoder/bigvgan", "/api/vocoder/generic"),
-              deployments=("BigVGAN",), sample_rate=24000,
+              sample_rate=24000,
               notes="NVIDIA BigVGAN v2, 24 kHz, 100 mel bands, 256x upsampling"),
     ModelInfo("hifigan", "HiFi-GAN", "vocoder", ("/api/vocoder/hifigan", "/api/vocoder/generic"),
-              deployments=("HiFiGAN",), sample_rate=24000,
+              sample_rate=24000,
               notes="Amphion HiFi-GAN trained on speech, 24 kHz, 100 mel bands"),
     ModelInfo("nsf_hifigan", "NSF-HiFiGAN", "vocoder", ("/api/vocoder/generic",),
-              deployments=("NSFHiFiGAN",), sample_rate=24000,
+              sample_rate=24000,
               notes="Amphion NSF-HiFiGAN; F0 is extracted from the input audio"),
 )
 
@@ -90,10 +80,6 @@ VOCODER_NAMES: tuple[str, ...] = ("bigvgan", "hifigan", "nsf_hifigan")
 
 def get(key: str) -> ModelInfo:
     return MODELS[key]
-
-
-def built_models() -> list[ModelInfo]:
-    return [m for m in _MODELS if m.built]
 
 
 def official_weights() -> dict:

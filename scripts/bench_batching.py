@@ -17,13 +17,20 @@ from bench_common import NO_LIMITS, http_caller, load, percentiles, save, speech
 ARGS = {"weights": "tiny", "dev_mode": False, "torch_threads": 1, **NO_LIMITS}
 
 
+def vocoder_options(user_config: dict) -> dict:
+    """Serve options giving every vocoder deployment this batching ``user_config``."""
+    from deployments.vocoder import FAMILY
+
+    return {entry.name: {"user_config": user_config} for entry in FAMILY.entries}
+
+
 def redeploy(user_config: dict) -> None:
     """A lightweight update: only user_config changes, replicas keep running and reconfigure."""
     from ray import serve
 
     from serve_app.application import AppArgs, compose
 
-    serve.run(compose(AppArgs(**ARGS), vocoder_user_config=user_config), name="amphion", route_prefix="/",
+    serve.run(compose(AppArgs(**ARGS), options=vocoder_options(user_config)), name="amphion", route_prefix="/",
               blocking=False)
     time.sleep(3)
 
@@ -76,7 +83,7 @@ def main() -> None:
     wav = speech_like_wav(opts.seconds)
     batched_cfg = {"max_batch_size": 8, "batch_wait_timeout_s": 0.0}
     single_cfg = {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}
-    base = start_serve(ARGS, vocoder_user_config=batched_cfg)
+    base = start_serve(ARGS, options=vocoder_options(batched_cfg))
     try:
         result = {"what": f"/api/vocoder/hifigan, tiny weights, {opts.seconds} s of audio, concurrency 8"}
         # Alternate the two settings twice so drift on a shared machine hits both alike.

@@ -41,7 +41,6 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from types import SimpleNamespace
 
 import numpy as np
 import soundfile as sf
@@ -59,17 +58,6 @@ FACODEC_RATE = 16000
 # ---------------------------------------------------------------------------------------------
 # In-process stand-ins for what Ray would provide
 # ---------------------------------------------------------------------------------------------
-
-
-class LocalHandle:
-    """``handle.<method>.remote(*args)`` awaiting ``service.<method>(*args)`` in this process: the one
-    call shape DualCodecService makes on its W2VBertSemantic deployment handle."""
-
-    def __init__(self, service) -> None:
-        self._service = service
-
-    def __getattr__(self, method: str) -> SimpleNamespace:
-        return SimpleNamespace(remote=getattr(self._service, method))
 
 
 class FeatureService:
@@ -100,6 +88,7 @@ def random_w2v_bert_features(width: int = 1024, seed: int = 0) -> Callable[[np.n
 def official_size_services():
     """Service subclasses whose ``_load`` builds the official architectures with seeded random
     weights instead of resolving files: everything else is the served code path."""
+    from deployments.base import Loaded, Loading
     from deployments.codec import DualCodecService, FACodecService
     from models.dualcodec.checkpoints import LoadedDualCodec, build_dualcodec
     from models.dualcodec.configs import official_config
@@ -110,18 +99,18 @@ def official_size_services():
     note = "official architectures, seeded random weights"
 
     class OfficialSizeDualCodec(DualCodecService):
-        def _load(self, weights: str, device: str, cache_dir: str | None):
+        def _load(self, loading: Loading) -> Loaded:
             loaded = {}
             for seed, name in enumerate(DUALCODEC_MODELS):
-                codec = build_dualcodec(official_config(name), seed=seed, device=device)
+                codec = build_dualcodec(official_config(name), seed=seed, device=loading.device)
                 mean, var = tiny_semantic_stats(seed, codec.semantic_dim)
-                pool = SemanticNormPool(mean, var, codec.semantic_downsample_factor).to(device)
+                pool = SemanticNormPool(mean, var, codec.semantic_downsample_factor).to(loading.device)
                 loaded[name] = LoadedDualCodec(codec, pool, False, note)
-            return loaded, RANDOM_KIND, note
+            return Loaded(loaded, RANDOM_KIND, note)
 
     class OfficialSizeFACodec(FACodecService):
-        def _load(self, weights: str, device: str, cache_dir: str | None):
-            return FACodec.tiny(0, config=official_facodec_config(), device=device), RANDOM_KIND, note
+        def _load(self, loading: Loading) -> Loaded:
+            return Loaded(FACodec.tiny(0, config=official_facodec_config(), device=loading.device), RANDOM_KIND, note)
 
     return OfficialSizeDualCodec, OfficialSizeFACodec
 
@@ -253,6 +242,7 @@ def params(module) -> int:
 def semantic_front_end(opts) -> tuple[object, Callable | None, str]:
     """(handle for DualCodecService, raw w2v-bert call or None, what the semantic features are)."""
     from deployments.runtime import select_dtype
+    from deployments.topology import LocalHandle
 
     if not opts.official_size_random:
         from deployments.maskgct import W2VBertSemanticService

@@ -83,7 +83,7 @@ def start_serve(args: dict, **compose_kwargs) -> str:
     import ray
     from ray import serve
 
-    from models import registry
+    from deployments import topology
     from serve_app.application import REPLICA_ENV, AppArgs, compose
 
     os.environ["AMPHION_API_KEYS"] = BENCH_KEY
@@ -99,7 +99,7 @@ def start_serve(args: dict, **compose_kwargs) -> str:
     while time.monotonic() < deadline:
         try:
             body = httpx.get(base + "/api/health", timeout=5).json()
-            if all(body["models"][m.key]["status"] == "ready" for m in registry.built_models()):
+            if all(body["models"][key]["status"] == "ready" for key in topology.built_model_keys()):
                 return base
         except Exception:
             pass

@@ -17,8 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     import uvicorn
 
-    from deployments.vocoder import VocoderService
-    from models import registry
+    from deployments.vocoder import FAMILY as VOCODERS
     from serve_app.app import configure_app, create_app
     from serve_app.backend import LocalBackend
     from serve_app.settings import load_settings
@@ -33,8 +32,9 @@ def main() -> None:
     settings = load_settings({"weights": opts.weights, "rate_limit_per_minute": 10**9,
                               "rate_limit_per_hour": 10**9, "dev_mode": not os.environ.get("AMPHION_API_KEYS")})
     store = LocalStateStore(StateCore(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.task_ttl_s))
-    services = {m.deployments[0]: VocoderService(m.key, weights=opts.weights, torch_threads=opts.threads, store=store)
-                for m in registry.built_models() if m.task == "vocoder"}
+    services = {entry.name: entry.deployment.func_or_class(**entry.args, weights=opts.weights,
+                                                           torch_threads=opts.threads, store=store)
+                for entry in VOCODERS.entries}
     app = configure_app(create_app(), settings, LocalBackend(services), store)
     uvicorn.run(app, host="127.0.0.1", port=opts.port, log_level="warning")
 

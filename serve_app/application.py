@@ -1,21 +1,19 @@
 """The application builder named by config/serve*.yaml: `import_path: serve_app.application:build_app`.
 
-`args` in the config file come here. Model deployments are bound once each and handed to the
-ingress as DeploymentHandles.
+`args` in the config file come here. The builder is a loop over the families declared in
+``deployments/`` (``deployments.topology``): shared parts are bound once, each family's parts are
+bound (or, with the family in ``inline_parts``, handed to its entries as recipes to build in their
+own replica), each entry gets its parts' handles, and the ingress gets the entries'.
 """
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from deployments.asr import DEPLOYMENT_NAME as ASR_NAME, WhisperASRDeployment
-from deployments.codec import DualCodecDeployment, FACodecDeployment
-from deployments.vevo import PART_DEPLOYMENTS as VEVO_PARTS, VEVO_PIPELINES, VevoDeployment, VevoSingDeployment
-from deployments.maskgct import COMPONENT_DEPLOYMENTS as MASKGCT_COMPONENTS, MaskGCTDeployment
-from deployments.vocoder import VocoderDeployment
-from models import registry
+from deployments import topology
+from deployments.runtime import DTYPES
 from serve_app.ingress import AmphionIngress
 from serve_app.settings import Settings
 
@@ -30,74 +28,79 @@ REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 INGRESS_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
-#: Component deployments by name. A pipeline lists the ones it calls after its own name in
-#: ``registry.ModelInfo.deployments``; one shared by several pipelines (Whisper, w2v-bert) is bound once.
-COMPONENT_DEPLOYMENTS = {**MASKGCT_COMPONENTS, ASR_NAME: WhisperASRDeployment}
-
-
 class AppArgs(Settings):
     """Everything `args:` may hold: the ingress settings plus how model deployments load."""
 
     model_config = ConfigDict(extra="forbid")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+    dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
         "auto", description="weights of the generative models and encoders: auto = float16 on GPU, float32 on "
                             "CPU (codecs and vocoders always run in float32)")
     torch_threads: Optional[int] = Field(None, ge=1, description="intra-op CPU threads per model replica")
     cache_dir: Optional[str] = Field(None, description="Hugging Face cache folder for pretrained weights")
+    inline_parts: list[str] = Field(
+        default_factory=list,
+        description="families whose parts run inside their entry's replica instead of as deployments of their "
+                    "own: one process per family (the local profile); off, parts scale on their own (production)")
+
+    @field_validator("inline_parts")
+    @classmethod
+    def _known_families(cls, value: list[str]) -> list[str]:
+        known = {f.key for f in topology.families() if f.parts}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; families with parts: {sorted(known)}")
+        return value
+
+    def loading(self) -> dict:
+        """The constructor arguments every model service takes."""
+        return dict(weights=self.weights, device=self.device, torch_threads=self.torch_threads,
+                    cache_dir=self.cache_dir, dtype=self.dtype)
 
 
 def build_app(args: dict | None = None):
     return compose(AppArgs(**(args or {})))
 
 
-def compose(parsed: AppArgs, ingress_replicas: int | None = None, vocoder_user_config: dict | None = None):
-    """Bind every built model deployment and the ingress (MaskGCT: its component deployments too,
-    handed to the MaskGCT pipeline deployment as handles). Replica counts and batching normally
-    come from the config file; tests and benchmarks pass them here."""
-    loading = dict(weights=parsed.weights, device=parsed.device, torch_threads=parsed.torch_threads,
-                   cache_dir=parsed.cache_dir)
-    bound_components: dict = {}
+def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[str, dict] | None = None):
+    """Bind every declared family and the ingress. Replica counts and batching normally come from
+    the config file; tests and benchmarks pass them here (``options``: deployment name -> Serve
+    options, e.g. a vocoder's ``user_config``)."""
+    options = options or {}
+    loading = parsed.loading()
+    parts = topology.all_parts()
+    inline = set(parsed.inline_parts)
+    bound: dict = {}
 
-    def component(name: str):
-        if name not in bound_components:
-            if name in VEVO_PARTS:  # one class per family, deployed once per part
-                deployment, part = VEVO_PARTS[name]
-                bound_components[name] = deployment.options(name=name).bind(part, **loading, dtype=parsed.dtype)
-            else:
-                bound_components[name] = COMPONENT_DEPLOYMENTS[name].options(name=name).bind(**loading,
-                                                                                            dtype=parsed.dtype)
-        return bound_components[name]
+    def bind_part(name: str):
+        if name not in bound:
+            part = parts[name]
+            bound[name] = part.deployment.options(name=name).bind(**part.bind_args, **loading)
+        return bound[name]
 
     handles = {}
-    for model in registry.built_models():
-        if model.task == "vocoder":
-            name = model.deployments[0]
-            options = {"name": name}
-            if vocoder_user_config is not None:
-                options["user_config"] = vocoder_user_config
-            handles[name] = VocoderDeployment.options(**options).bind(model.key, **loading)
-        elif model.key == "maskgct":
-            # The pipeline deployment (deployments[0]) gets its components' handles and composes them.
-            components = {name: component(name) for name in model.deployments[1:]}
-            name = model.deployments[0]
-            handles[name] = MaskGCTDeployment.options(name=name).bind(components, **loading)
-        elif model.key == "dualcodec":
-            components = {name: component(name) for name in model.deployments[1:]}
-            handles["DualCodec"] = DualCodecDeployment.options(name="DualCodec").bind(components, **loading)
-        elif model.deployments[0] in VEVO_PIPELINES:
-            name = model.deployments[0]
-            components = {n: component(n) for n in model.deployments[1:]}
-            handles[name] = VevoDeployment.options(name=name).bind(VEVO_PIPELINES[name], components,
-                                                                   weights=parsed.weights)
-        elif model.key == "vevosing":
-            components = {n: component(n) for n in model.deployments[1:]}
-            handles["VevoSing"] = VevoSingDeployment.options(name="VevoSing").bind(components, weights=parsed.weights)
-        elif model.key == "facodec":
-            handles["FACodec"] = FACodecDeployment.options(name="FACodec").bind(**loading)
+    for family in topology.families():
+        for entry in family.entries:
+            components = {name: topology.PartRecipe.of(parts[name]) if topology.runs_inline(family, name, inline)
+                          else bind_part(name) for name in entry.uses}
+            args = dict(entry.args)
+            if entry.uses:
+                args["components"] = components
+            deployment = entry.deployment.options(name=entry.name, **options.get(entry.name, {}))
+            handles[entry.name] = deployment.bind(**args, **loading)
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
-    options = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}
+    ingress = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}
     if ingress_replicas is not None:
-        options["num_replicas"] = ingress_replicas
-    ingress = AmphionIngress.options(**options)
-    return ingress.bind(handles, settings)
+        ingress["num_replicas"] = ingress_replicas
+    return AmphionIngress.options(**ingress).bind(handles, settings)
+
+
+def deployment_names(parsed: AppArgs) -> set[str]:
+    """The deployments :func:`compose` creates for these args, the ingress included."""
+    inline = set(parsed.inline_parts)
+    names = {AmphionIngress.name}
+    for family in topology.families():
+        for entry in family.entries:
+            names.add(entry.name)
+            names.update(n for n in entry.uses if not topology.runs_inline(family, n, inline))
+    return names

@@ -14,13 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from deployments.progress import STATE_ACTOR_NAME, STATE_NAMESPACE
 from serve_app.ratelimit import SlidingWindowLimiter
 
 log = logging.getLogger("amphion.state")
 
 TERMINAL = ("completed", "failed")
-STATE_ACTOR_NAME = "amphion_shared_state"
-STATE_NAMESPACE = "amphion_serve"
 
 
 @dataclass
@@ -123,8 +122,8 @@ class RayStateStore:
     """
 
     def __init__(self, limits: tuple[int, int, float] | None = None):
-        """`limits` = (per_minute, per_hour, task_ttl_s), given by the ingress that owns them;
-        model deployments pass None and only publish progress."""
+        """`limits` = (per_minute, per_hour, task_ttl_s). Model replicas do not use this class:
+        they publish through ``deployments.progress.ActorPublisher``."""
         self.limits = limits
         self._lost = False
         self.actor = self._connect()
@@ -173,7 +172,3 @@ class RayStateStore:
     async def wait_events(self, task_id: str, after: int, timeout: float):
         return await self._call("wait_events", task_id, after, timeout)
 
-
-def connect_store() -> RayStateStore:
-    """The shared store for code running inside Ray (model deployments): get the existing actor."""
-    return RayStateStore()

@@ -9,26 +9,31 @@ from pathlib import Path
 
 import yaml
 
-from models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_MACHINE_CORES = 2
 
 
-def _deployments(name: str) -> dict[str, dict]:
+def _app(name: str) -> dict:
     config = yaml.safe_load((ROOT / "config" / name).read_text())
     (app,) = config["applications"]
     assert app["import_path"] == "serve_app.application:build_app"
-    return {d["name"]: d for d in app["deployments"]}
+    return app
 
 
-def _expected() -> set[str]:
-    return {"AmphionIngress"} | {d for m in registry.built_models() for d in m.deployments}
+def _deployments(name: str) -> dict[str, dict]:
+    return {d["name"]: d for d in _app(name)["deployments"]}
+
+
+def _expected(name: str) -> set[str]:
+    from serve_app.application import AppArgs, deployment_names
+
+    return deployment_names(AppArgs(**_app(name)["args"]))
 
 
 def test_both_configs_list_every_deployment():
-    assert set(_deployments("serve.yaml")) == _expected()
-    assert set(_deployments("serve.local.yaml")) == _expected()
+    assert set(_deployments("serve.yaml")) == _expected("serve.yaml")
+    assert set(_deployments("serve.local.yaml")) == _expected("serve.local.yaml")
 
 
 def test_local_config_fits_a_two_core_machine():

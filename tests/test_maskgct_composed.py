@@ -215,7 +215,7 @@ def test_a_component_without_weights_makes_the_pipeline_unavailable(services, mo
     info = asyncio.run(missing.info())
     assert info["status"] == "unavailable" and "no weights" in info["detail"]
     with pytest.raises(ModelUnavailable):
-        asyncio.run(missing.generate({}))
+        asyncio.run(missing.generate("semantic_to_acoustic", {}))
 
     _, components, _ = services
     pipeline = MaskGCTService({**components, S2A: LocalHandle(missing)}, weights="tiny")

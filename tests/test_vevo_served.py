@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from deployments.errors import InvalidModelInput
-from deployments.vevo import (
-    VEVO_PARTS, VEVOSING_PARTS, VevoPartService, VevoService, VevoSingPartService, VevoSingService,
-)
+from deployments.vevo import PARTS as VEVO_PARTS, VevoPartService, VevoService
+from deployments.vevosing import PARTS as VEVOSING_PARTS, VevoSingPartService, VevoSingService
 from models.text import DATA_DIR_ENV, espeak_version
 from serve_app.state import LocalStateStore, StateCore
 from tests.test_maskgct_composed import LocalHandle
@@ -41,15 +40,22 @@ def wired(monkeypatch_module):
 
     monkeypatch_module.setenv(DATA_DIR_ENV, str(G2P_DATA))
     store = LocalStateStore(StateCore())
-    parts = {name: LocalHandle(VevoPartService(part, weights="tiny", store=store))
-             for name, (part, _) in VEVO_PARTS.items()}
-    sing = {name: LocalHandle(VevoSingPartService(part, weights="tiny", store=store))
-            for name, (part, _) in VEVOSING_PARTS.items()}
+    parts = {p.name: LocalHandle(VevoPartService(**p.bind_args, weights="tiny", store=store)) for p in VEVO_PARTS}
+    sing = {p.name: LocalHandle(VevoSingPartService(**p.bind_args, weights="tiny", store=store))
+            for p in VEVOSING_PARTS}
     asr = LocalHandle(WhisperASRService(weights="tiny"))
-    services = {task: VevoService(task, {**parts, "WhisperASR": asr}, weights="tiny", store=store)
-                for task in ("timbre", "style", "voice", "tts")}
+    vevo = VevoService({**parts, "WhisperASR": asr}, weights="tiny", store=store)
+    # One entry serves the four Vevo routes, a method each.
+    services = {task: _Route(getattr(vevo, task)) for task in ("timbre", "style", "voice", "tts")}
     services["sing"] = VevoSingService({**sing, "WhisperASR": asr}, weights="tiny", store=store)
     return services, store
+
+
+class _Route:
+    """One Vevo route's method, called like the other services' ``generate``."""
+
+    def __init__(self, method):
+        self.generate = method
 
 
 @pytest.fixture(scope="module")

@@ -126,6 +126,10 @@ class LoadedDualCodec:
     note: str
     """User-safe: where the weights come from, or why they are tiny."""
 
+    @property
+    def weights_kind(self) -> str:
+        return "pretrained" if self.pretrained else "tiny"
+
 
 def load_dualcodec_model(
     model_id: str,

@@ -261,5 +261,8 @@ def load_facodec(
 
     resolved = resolve(FACODEC_HUB_FILES, weights, cache_dir=cache_dir, local_dir=local_dir)
     if resolved.pretrained:
-        return FACodec.from_folder(resolved.root, device=device), resolved.note  # type: ignore[arg-type]
-    return FACodec.tiny(seed, device=device), resolved.note
+        codec = FACodec.from_folder(resolved.root, device=device)  # type: ignore[arg-type]
+    else:
+        codec = FACodec.tiny(seed, device=device)
+    codec.weights_kind = resolved.kind
+    return codec, resolved.note

@@ -11,11 +11,10 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from models import registry
 from serve_app.errors import APIError
 from serve_app.routes.common import (
     AUDIO_RESPONSES, ERROR_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_response,
-    check_upload_sizes, not_built, read_audio, run_task,
+    check_upload_sizes, entry_deployment, read_audio, run_task,
 )
 from serve_app.tokens import parse_dualcodec_tokens, parse_facodec_tokens
 
@@ -81,10 +80,7 @@ async def dualcodec_decode(
 
 
 async def _codec_spec(request: Request, model_key: str) -> tuple[str, dict]:
-    model = registry.get(model_key)
-    if not model.built:
-        not_built(model_key)
-    deployment = model.deployments[0]
+    deployment = entry_deployment(model_key)
     return deployment, await request.app.state.backend.describe(deployment)
 
 

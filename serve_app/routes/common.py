@@ -11,10 +11,11 @@ from fastapi import Request, UploadFile
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from deployments import topology
+from deployments.progress import ProgressReporter
 from models import registry
 from serve_app.audio_io import decode_audio, load_npy_mel, sniff_format
 from serve_app.errors import APIError
-from serve_app.progress import ProgressReporter
 
 ResponseFormat = Literal["wav", "wav_float"]
 RESPONSE_FORMAT_DOC = "WAV sample format: `wav` = 16-bit PCM (default), `wav_float` = 32-bit float"
@@ -144,6 +145,14 @@ def not_built(model_key: str):
     )
 
 
+def entry_deployment(model_key: str) -> str:
+    """The deployment a model's routes call (its family's entry); 503 when the model is not built."""
+    name = topology.entry_for(model_key)
+    if name is None:
+        not_built(model_key)
+    return name
+
+
 def task_progress(request: Request) -> ProgressReporter:
     return ProgressReporter(request.app.state.store, request.scope.get("state", {}).get("task_id"))
 
@@ -180,10 +189,7 @@ async def audio_model_route(request: Request, model_key: str, method: str, uploa
     """The common shape of a generating route: decode each upload (form field -> (file, payload key))
     at the model's rate, call ``method`` on the model's pipeline deployment with them and ``fields``,
     answer the WAV with timings."""
-    model = registry.get(model_key)
-    if not model.built:
-        not_built(model_key)
-    deployment = model.deployments[0]
+    deployment = entry_deployment(model_key)
     spec = await request.app.state.backend.describe(deployment)
     timing = ServerTiming()
     payload = dict(fields)

@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Request
 
+from deployments import topology
 from models import registry
 from serve_app.settings import API_VERSION
 
@@ -18,12 +19,12 @@ async def health(request: Request):
     backend = request.app.state.backend
     models: dict[str, dict] = {}
     warnings: list[str] = []
-    built = [m for m in registry.MODELS.values() if m.built]
-    infos = dict(zip([m.key for m in built],
-                     await asyncio.gather(*(backend.info(m.deployments[0]) for m in built))))
+    entries = {key: topology.entry_for(key) for key in registry.MODELS}
+    built = [key for key, name in entries.items() if name is not None]
+    infos = dict(zip(built, await asyncio.gather(*(backend.info(entries[key]) for key in built))))
     for model in registry.MODELS.values():
         entry = {"name": model.display_name, "task": model.task, "routes": list(model.routes)}
-        if not model.built:
+        if model.key not in infos:
             entry.update(status="not_implemented", running=False, weights=None,
                          detail=f"{model.display_name} is not part of this release yet")
         else:

@@ -6,10 +6,9 @@ from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from models import registry
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_model_route, audio_response,
-    check_upload_sizes, not_built, read_audio, run_task,
+    check_upload_sizes, entry_deployment, not_built, read_audio, run_task,
 )
 
 router = APIRouter(prefix="/api/tts", tags=["TTS"], dependencies=[Depends(check_upload_sizes)])
@@ -41,10 +40,7 @@ async def maskgct(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    model = registry.get("maskgct")
-    if not model.built:
-        not_built("maskgct")
-    deployment = model.deployments[0]
+    deployment = entry_deployment("maskgct")
     spec = await request.app.state.backend.describe(deployment)
     timing = ServerTiming()
     with timing("decode"):
@@ -75,7 +71,7 @@ async def vevo(
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
     return await audio_model_route(
-        request, "vevo_tts", "generate", {"reference_audio": (reference_audio, "reference")},
+        request, "vevo_tts", "tts", {"reference_audio": (reference_audio, "reference")},
         dict(text=text, mode=mode, reference_text=reference_text, language=language,
              flow_matching_steps=flow_matching_steps, seed=seed), response_format)
 

@@ -1,4 +1,4 @@
-"""Voice conversion routes: the Vevo family is served (one pipeline deployment per route); Noro
+"""Voice conversion routes: the Vevo family is served (one entry deployment, a method per route); Noro
 answers 503 naming it until built."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ async def vevo_timbre(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    return await _convert(request, "vevo_timbre", source_audio, reference_audio, response_format,
+    return await _convert(request, "vevo_timbre", "timbre", source_audio, reference_audio, response_format,
                           flow_matching_steps=flow_matching_steps, seed=seed)
 
 
@@ -49,7 +49,7 @@ async def vevo_style(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    return await _convert(request, "vevo_style", source_audio, reference_audio, response_format,
+    return await _convert(request, "vevo_style", "style", source_audio, reference_audio, response_format,
                           flow_matching_steps=flow_matching_steps, seed=seed)
 
 
@@ -63,12 +63,12 @@ async def vevo_voice(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    return await _convert(request, "vevo_voice", source_audio, reference_audio, response_format, mode=mode,
+    return await _convert(request, "vevo_voice", "voice", source_audio, reference_audio, response_format, mode=mode,
                           flow_matching_steps=flow_matching_steps, seed=seed)
 
 
-async def _convert(request: Request, model_key: str, source: UploadFile, reference: UploadFile,
+async def _convert(request: Request, model_key: str, method: str, source: UploadFile, reference: UploadFile,
                    response_format: str, **fields):
-    return await audio_model_route(request, model_key, "generate",
+    return await audio_model_route(request, model_key, method,
                                    {"source_audio": (source, "source"), "reference_audio": (reference, "reference")},
                                    fields, response_format)

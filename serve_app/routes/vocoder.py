@@ -6,10 +6,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from models import registry
 from serve_app.routes.common import (
     ServerTiming,
     check_upload_sizes,
+    entry_deployment,
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, audio_response, read_audio_or_mel, run_task,
 )
 
@@ -23,8 +23,7 @@ AUDIO_DOC = (
 
 
 async def _vocode(request: Request, name: str, audio: UploadFile, response_format: str):
-    model = registry.get(name)
-    deployment = model.deployments[0]
+    deployment = entry_deployment(name)
     timing = ServerTiming()
     spec = await request.app.state.backend.describe(deployment)
     with timing("decode"):

@@ -1,0 +1,102 @@
+"""The lifecycle every model deployment shares, in one place.
+
+A service loads its model when the replica starts (:meth:`ModelService._load`). When the weights
+or data are missing it stays up and remembers why: ``info()`` reports ``unavailable`` with the
+reason and every call answers :class:`ModelUnavailable` (HTTP 503) with it, instead of the replica
+crash-looping. ``describe()`` gives the static facts callers need (sample rate, sizes); progress
+events go to the shared store. Services are plain classes: tests and scripts use them without Ray,
+``serve.deployment`` wraps them unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from deployments.errors import ModelUnavailable
+from deployments.progress import ProgressReporter, progress_store
+from deployments.runtime import configure_torch, select_device, select_dtype
+from models.weights import WeightsUnavailable
+
+log = logging.getLogger("amphion.deployments")
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How this replica loads weights: the application's ``weights`` mode, device, dtype, cache."""
+
+    weights: str
+    device: str
+    dtype: Any
+    cache_dir: str | None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What :meth:`ModelService._load` returns: the model, which weights it holds, a note for health."""
+
+    model: Any
+    weights_kind: str | None
+    note: str = ""
+
+
+#: The constructor arguments every service takes (the application's ``args`` for model loading).
+LOADING_ARGS = ("weights", "device", "torch_threads", "cache_dir", "dtype")
+
+
+class ModelService:
+    """Base of every model deployment. Subclasses set ``label`` (how 503 details name the model)
+    and implement :meth:`_load`; ``load_errors`` lists exceptions besides ``WeightsUnavailable``
+    that mean "cannot serve, say why" (missing data files, say)."""
+
+    label = "model"
+    #: What the 503 detail says is missing.
+    missing = "has no weights"
+    load_errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
+                 store=None, cache_dir: str | None = None, dtype: str | None = None):
+        configure_torch(torch_threads)
+        self.store = store if store is not None else progress_store()
+        self.loaded: Loaded | None = None
+        self.unavailable = ""
+        try:
+            device = select_device(device)
+            self.loaded = self._load(Loading(weights, device, select_dtype(dtype, device), cache_dir))
+            log.info("%s ready (%s weights)", self.label, self.loaded.weights_kind)
+        except (WeightsUnavailable, *self.load_errors) as exc:
+            self.unavailable = str(exc)
+            log.error("%s unavailable: %s", self.label, exc)
+
+    # -- to implement ------------------------------------------------------------------------------
+    def _load(self, loading: Loading) -> Loaded:
+        raise NotImplementedError
+
+    def _facts(self) -> dict:
+        """Static facts for :meth:`describe` (called only when loaded)."""
+        return {}
+
+    # -- shared ------------------------------------------------------------------------------------
+    @property
+    def weights_kind(self) -> str | None:
+        return None if self.loaded is None else self.loaded.weights_kind
+
+    def _require(self):
+        """The loaded model, or ModelUnavailable (503) with the reason it is not."""
+        if self.loaded is None:
+            raise ModelUnavailable(f"{self.label} {self.missing}: {self.unavailable}")
+        return self.loaded.model
+
+    def reporter(self, task_id: str | None) -> ProgressReporter:
+        return ProgressReporter(self.store, task_id)
+
+    async def describe(self) -> dict:
+        self._require()
+        return {"weights": self.weights_kind, **self._facts()}
+
+    async def info(self) -> dict:
+        if self.loaded is None:
+            return {"status": "unavailable", "running": True, "weights": None,
+                    "detail": f"{self.missing.removeprefix('has ')}: {self.unavailable}"}
+        return {"status": "ready", "running": True, "weights": self.loaded.weights_kind, "detail": self.loaded.note}

@@ -1,0 +1,111 @@
+"""VevoSing (amphion/Vevo1.5): singing voice conversion.
+
+Parts: ``VevoSingContentStyle`` (Whisper-medium + chromagram -> Coco content-style ids),
+``VevoSingProsody`` (chromagram -> Coco prosody ids), ``VevoSingAR`` (Vevo1.5 AR), ``VevoSingFM``
+(flow matching), ``VevoSingVocoder`` (mel front end and Vocos). The ``VevoSing`` entry runs
+``models.vevosing.orchestration`` over their handles; lyrics come from the shared ``WhisperASR``
+when a request has none. See ``FAMILY``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ray import serve
+
+from deployments.base import Loading
+from deployments.components import ASR, PartService, TextPipelineService
+from deployments.topology import Entry, Family, Part
+
+SAMPLE_RATE = 24000
+GENERATING = frozenset({"ar", "fm"})
+
+
+class VevoSingPartService(PartService):
+    family = "VevoSing"
+    generating = GENERATING
+
+    def __init__(self, part: str, **loading):
+        from models.vevosing.orchestration import VevoSingInputError
+
+        self.input_errors = (VevoSingInputError,)
+        super().__init__(part, **loading)
+
+    def _load_part(self, part: str, loading: Loading):
+        from models.vevosing.pipeline import VevoSingPipeline
+
+        return VevoSingPipeline.from_weights(loading.weights, device=loading.device, dtype=loading.dtype,
+                                             parts=(part,), cache_dir=loading.cache_dir)
+
+    def _stages(self, pipeline):
+        from models.vevosing.orchestration import LocalStages
+
+        return LocalStages(pipeline)
+
+
+class VevoSingService(TextPipelineService):
+    """``/api/svc/vevosing``: timbre conversion (``fm``) or re-singing with the reference's style
+    (``ar``, which reads lyrics and so needs the G2P data)."""
+
+    label = "VevoSing"
+    sample_rate = SAMPLE_RATE
+    generating = GENERATING
+    g2p_required = False
+
+    def __init__(self, components=None, **loading):
+        self.parts = PARTS
+        super().__init__(components, **loading)
+
+    async def generate(self, payload: dict) -> dict:
+        """payload: source, reference (float32 24 kHz), mode, use_shifted_src, flow_matching_steps,
+        lyrics, seed, subtype, task_id."""
+        from models.core.stages import in_thread
+        from models.vevosing.orchestration import VevoSingInputError, VevoSingOrchestrator
+        from models.vevosing.pipeline import TINY_AR_LENGTH_BOUND
+
+        mode = payload.get("mode", "fm")
+        g2p = self.g2p() if mode == "ar" else self.g2p_or_none
+
+        async def make(kind, emit):
+            orchestrator = VevoSingOrchestrator(g2p, transcribes=ASR in self.components, offload=in_thread,
+                                                ar_length_bound=TINY_AR_LENGTH_BOUND if kind == "tiny" else None)
+            return await orchestrator.convert(
+                _SingStages(self.handles(payload.get("task_id")), self), payload["source"], payload["reference"], mode,
+                use_shifted_src=bool(payload.get("use_shifted_src", False)),
+                flow_matching_steps=payload.get("flow_matching_steps", 32), lyrics=payload.get("lyrics"),
+                seed=payload.get("seed"), on_progress=emit)
+
+        return await self.render(payload, make, VevoSingInputError)
+
+
+class _SingStages:
+    """VevoSing's stages: the parts' handles plus ``transcribe`` on the shared ASR deployment."""
+
+    def __init__(self, handles, service: VevoSingService):
+        self.handles = handles
+        self.service = service
+
+    async def transcribe(self, wav24k: np.ndarray, language: str | None) -> dict:
+        heard = await self.service.asr("transcribe", np.ascontiguousarray(wav24k, np.float32), SAMPLE_RATE, language)
+        return {"text": heard["text"], "language": heard["language"]}
+
+    def __getattr__(self, stage: str):
+        return getattr(self.__dict__["handles"], stage)
+
+
+_PART_DEFAULTS = dict(max_ongoing_requests=16, health_check_period_s=10, graceful_shutdown_timeout_s=300,
+                      ray_actor_options={"num_cpus": 0.5})
+VevoSingPartDeployment = serve.deployment(VevoSingPartService, name="VevoSingPart", **_PART_DEFAULTS)
+VevoSingDeployment = serve.deployment(VevoSingService, name="VevoSing", max_ongoing_requests=8,
+                                      health_check_period_s=10, graceful_shutdown_timeout_s=600,
+                                      ray_actor_options={"num_cpus": 0.5})
+
+PARTS = (
+    Part("VevoSingContentStyle", VevoSingPartDeployment, {"part": "content_style"}, stages=("content_style_tokens",)),
+    Part("VevoSingProsody", VevoSingPartDeployment, {"part": "prosody"}, stages=("prosody_tokens",)),
+    Part("VevoSingAR", VevoSingPartDeployment, {"part": "ar"}, stages=("ar",)),
+    Part("VevoSingFM", VevoSingPartDeployment, {"part": "fm"}, stages=("fm",)),
+    Part("VevoSingVocoder", VevoSingPartDeployment, {"part": "vocoder"}, stages=("mel", "vocode")),
+)
+FAMILY = Family("vevosing", parts=PARTS, entries=(
+    Entry("VevoSing", VevoSingDeployment, models=("vevosing",), uses=(*(p.name for p in PARTS), ASR)),
+))
