@@ -37,8 +37,8 @@ from deployments.components import PartHandles, components_info, summarize_info
 from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.runtime import configure_torch, progress_store, select_device, select_dtype
 from models import registry
+from models.audio.wav import encode_wav
 from models.weights import WeightsUnavailable
-from serve_app.audio_io import encode_wav
 from serve_app.progress import ProgressReporter
 
 log = logging.getLogger("amphion.maskgct")

@@ -37,7 +37,7 @@ from ray import serve
 from deployments.components import PartHandles, PartService, components_info, summarize_info
 from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.runtime import progress_store
-from serve_app.audio_io import encode_wav
+from models.audio.wav import encode_wav
 from serve_app.progress import ProgressReporter
 
 SAMPLE_RATE = 24000

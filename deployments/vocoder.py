@@ -16,8 +16,8 @@ from ray import serve
 from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.runtime import apply_batching, configure_torch, inside_serve, progress_store, select_device
 from models import registry
+from models.audio.wav import encode_wav
 from models.weights import WeightsUnavailable
-from serve_app.audio_io import encode_wav
 from serve_app.progress import ProgressReporter
 
 log = logging.getLogger("amphion.vocoder")
