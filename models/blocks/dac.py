@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from models.blocks.snake_conv import EncoderBlock, ResidualUnit, Snake1d
-from models.vocoders.layers import WNConv1d, WNConvTranspose1d
+from models.core.weight_norm import WNConv1d, WNConvTranspose1d
 
 RESIDUAL_DILATIONS = (1, 3, 9)
 

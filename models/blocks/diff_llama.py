@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 import torch
 import torch.nn as nn
 
-from models.vocoders.checkpoints import load_exact
+from models.core.checkpoints import load_exact
 import torch.nn.functional as F
 
 __all__ = [

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocoders.layers import WNConv1d
+from models.core.weight_norm import WNConv1d
 
 
 class FactorizedVQ(nn.Module):

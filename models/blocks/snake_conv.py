@@ -11,8 +11,8 @@ As in Amphion's ``models/codec/amphion_codec/codec.py`` (after descript-audio-co
   then a strided conv ``dim // 2 -> dim`` with kernel ``2 * stride`` and padding ``ceil(stride / 2)``;
   keys ``block.{0,1,2}`` (units), ``block.3`` (Snake), ``block.4`` (conv).
 
-Every conv is :class:`models.vocoders.layers.WNConv1d` (``weight_g`` / ``weight_v``, foldable for
-inference with :func:`models.vocoders.layers.fold_weight_norm`).
+Every conv is :class:`models.core.weight_norm.WNConv1d` (``weight_g`` / ``weight_v``, foldable for
+inference with :func:`models.core.weight_norm.fold_weight_norm`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import math
 import torch
 import torch.nn as nn
 
-from models.vocoders.layers import WNConv1d
+from models.core.random_init import Draws
+from models.core.weight_norm import WNConv1d
 
 SNAKE_EPS = 1e-9
 
@@ -42,6 +43,14 @@ class Snake1d(nn.Module):
 
     def extra_repr(self) -> str:
         return str(self.alpha.shape[1])
+
+
+def snake1d_near_one(module: nn.Module, draws: Draws) -> bool:
+    """Tiny builds' Snake1d alphas: normal(1, 0.1) (a :data:`models.core.random_init.Rule`)."""
+    if not isinstance(module, Snake1d):
+        return False
+    draws.normal_(module.alpha, 1.0, 0.1)
+    return True
 
 
 class ResidualUnit(nn.Module):

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import torch
 
+from models.blocks.snake_conv import snake1d_near_one
+from models.core.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
+from models.core.random_init import init_random_weights
+from models.core.weight_norm import fold_weight_norm
 from models.dualcodec.configs import SEMANTIC_DIM, DualCodecConfig, official_config, tiny_config
 from models.dualcodec.model import DualCodec
 from models.dualcodec.official import CHECKPOINT_FILES, OFFICIAL, OFFICIAL_REPO_ID, STATS_FILE
 from models.dualcodec.semantic import SemanticNormPool, load_semantic_stats, tiny_semantic_stats
-from models.maskgct.checkpoints import init_random_weights
-from models.vocoders.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
-from models.vocoders.layers import fold_weight_norm
 
 __all__ = [
     "CheckpointError",
@@ -70,7 +71,7 @@ def build_dualcodec(
     seeded random weights when it is None."""
     model = DualCodec(config)
     if state_dict is None:
-        init_random_weights(model, seed)
+        init_random_weights(model, seed, rules=(snake1d_near_one,))
     else:
         try:
             load_generator_state(model, state_dict, source=source)

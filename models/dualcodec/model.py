@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from models.blocks.dac import DacDecoder, DacEncoder
 from models.blocks.quantizers import ResidualVQ
 from models.blocks.vocos import ConvNeXtBlock
+from models.core.weight_norm import WNConv1d
 from models.dualcodec.configs import CONVNEXT_INTERMEDIATE_DIM, DualCodecConfig
-from models.vocoders.layers import WNConv1d
 
 #: DAC's VQ module names for the projections (Amphion's FactorizedVQ calls them in/out_project).
 _VQ_PROJECTIONS = ("in_proj", "out_proj")

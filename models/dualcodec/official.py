@@ -18,6 +18,7 @@ never fetched.
 from __future__ import annotations
 
 from models.dualcodec.configs import MODEL_IDS
+# DualCodec's semantic branch is MaskGCT's w2v-bert-2.0 encoder: the same model files.
 from models.maskgct.semantic_encoder import W2V_BERT_FILES
 from models.weights import HubFiles
 

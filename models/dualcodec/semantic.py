@@ -29,8 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.core.checkpoints import CheckpointError
 from models.dualcodec.configs import SEMANTIC_DIM, DualCodecConfig
-from models.vocoders.checkpoints import CheckpointError
 
 __all__ = [
     "CODEC_SAMPLE_RATE",

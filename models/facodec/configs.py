@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from models.vocoders.configs import ConfigError, read_json
+from models.core.configs import ConfigError, read_json
 
 __all__ = [
     "FACODEC_SAMPLE_RATE",

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.vocoders.configs import ConfigError, read_json
+from models.core.configs import ConfigError, read_json
 
 __all__ = [
     "AcousticCodecConfig",

@@ -112,7 +112,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        from models.vocoders.configs import loads_lenient  # tolerant parser for json5-style files
+        from models.core.configs import loads_lenient  # tolerant parser for json5-style files
 
         data = loads_lenient(text)
     if not isinstance(data, dict):

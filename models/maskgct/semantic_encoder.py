@@ -34,8 +34,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.core.checkpoints import CheckpointError
 from models.pinned import PinnedFile, PinnedSource
-from models.vocoders.checkpoints import CheckpointError
 from models.weights import HubFiles
 
 __all__ = [

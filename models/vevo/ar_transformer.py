@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from models.blocks.diff_llama import DiffLlamaMLP, build_or_load, rope_tables
 from models.blocks.masked_generation import NoiseSource, make_noise
+from models.core.checkpoints import load_state_dict_file
 from models.vevo.fm_ar_configs import (
     ARConfig,
     LlamaSize,
@@ -56,7 +57,6 @@ from models.vevo.fm_ar_configs import (
     parse_ar_config,
     read_config_file,
 )
-from models.vocoders.checkpoints import load_state_dict_file
 
 __all__ = [
     "ARStep",

@@ -22,12 +22,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from models.audio.mel import MelConfig
+from models.core.configs import ConfigError, read_json
+# Vevo's content-style tokenizer is MaskGCT's semantic codec (RepCodec): its config.
 from models.maskgct.configs import SemanticCodecConfig, parse_semantic_codec_config
-from models.vocoders.configs import ConfigError, read_json
 
 __all__ = [
     "OFFICIAL_CONTENT_TOKENIZER_YAML",
@@ -45,7 +45,6 @@ __all__ = [
     "parse_contentstyle_tokenizer_config",
     "parse_mel_config",
     "parse_vocoder_config",
-    "read_config",
 ]
 
 # models/vc/vevo/config/Vocoder.json without the discriminator blocks (period_gan, spec_gan) and the
@@ -227,23 +226,6 @@ def _positive(obj: Any, names: tuple[str, ...]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------
-
-
-def read_config(path: str | Path) -> dict:
-    """An official config file as a dict: JSON / json5 (Amphion writes comments and trailing commas), or
-    YAML for ``.yaml`` / ``.yml`` (the vq32 tokenizer's)."""
-    path = Path(path)
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        return data
-    return read_json(path)
 
 
 def _block(raw: dict, path: tuple[str, ...], markers: tuple[str, ...], where: str) -> dict:

@@ -38,14 +38,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.maskgct.checkpoints import init_random_weights
+from models.core.checkpoints import CheckpointError, load_exact, load_state_dict_file
+from models.core.configs import read_config
+from models.core.random_init import init_random_weights
 from models.vevo.configs import (
     ContentTokenizerConfig,
     official_content_tokenizer_config,
     parse_content_tokenizer_config,
-    read_config,
 )
-from models.vocoders.checkpoints import CheckpointError, load_exact, load_state_dict_file
 
 __all__ = [
     "CONTENT_TOKENIZER_FILE",

@@ -36,8 +36,8 @@ import torch.nn as nn
 
 from models.blocks.diff_llama import DiffLlama, build_or_load
 from models.blocks.masked_generation import apply_cfg
+from models.core.checkpoints import load_state_dict_file
 from models.vevo.fm_ar_configs import FMConfig, official_checkpoint, parse_fm_config, read_config_file
-from models.vocoders.checkpoints import load_state_dict_file
 
 __all__ = [
     "DEFAULT_CFG",

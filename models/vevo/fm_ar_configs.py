@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from models.vocoders.configs import loads_lenient
+from models.core.configs import loads_lenient
 
 __all__ = [
     "AR_SPARE_SLOTS",

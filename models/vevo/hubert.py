@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocoders.checkpoints import CheckpointError, load_exact
+from models.core.checkpoints import CheckpointError, load_exact
 
 __all__ = [
     "HUBERT_FILE",

@@ -23,14 +23,14 @@ from pathlib import Path
 import torch
 
 from models.blocks.vocos import Vocos
-from models.maskgct.checkpoints import init_random_weights
+from models.core.checkpoints import CheckpointError, load_exact, load_state_dict_file
+from models.core.configs import read_config
+from models.core.random_init import init_random_weights
 from models.vevo.configs import (
     VocosVocoderConfig,
     official_vocoder_config,
     parse_vocoder_config,
-    read_config,
 )
-from models.vocoders.checkpoints import CheckpointError, load_exact, load_state_dict_file
 
 __all__ = [
     "VOCODER_WEIGHTS_FILE",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.vocoders.configs import ConfigError
+from models.core.configs import ConfigError
 
 __all__ = [
     "ChromaDetails",

@@ -29,9 +29,10 @@ import torch
 import torch.nn as nn
 
 from models.blocks.diff_llama import build_or_load
-from models.vevo.fm_ar_configs import FMConfig, official_checkpoint
+from models.core.checkpoints import load_state_dict_file
+# Vevo1.5's FM is Vevo's flow-matching transformer (its "vevosing" variant): the shared model.
 from models.vevo.flow_matching import VevoFlowMatching, read_fm_config
-from models.vocoders.checkpoints import load_state_dict_file
+from models.vevo.fm_ar_configs import FMConfig, official_checkpoint
 
 __all__ = [
     "FM_CHECKPOINTS",

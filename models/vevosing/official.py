@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+# Vevo1.5's vocoder is Vevo's Vocos model: its weights file name.
 from models.vevo.vocoder import VOCODER_WEIGHTS_FILE
 from models.vevosing.tokenizers import CONTENTSTYLE_TOKENIZER_FILE, PROSODY_TOKENIZER_FILE
 from models.vevosing.whisper_features import WHISPER_FILES, WHISPER_REPO, WHISPER_STATS_FILE
@@ -112,7 +113,7 @@ def load_component(
     the encoder and the statistics resolve."""
     if name not in COMPONENTS:
         raise ValueError(f"unknown Vevo1.5 component {name!r}; expected one of {sorted(COMPONENTS)}")
-    from models.vevo import vocoder
+    from models.vevo import vocoder  # the shared Vocos vocoder (see above)
     from models.vevosing import chromagram, tokenizers, whisper_features
 
     if name == "chromagram":

@@ -36,11 +36,10 @@ import torch.nn as nn
 
 from models.blocks.quantizers import ResidualVQ
 from models.blocks.vocos import VocosBackbone
-from models.maskgct.checkpoints import init_random_weights
-from models.vevo.configs import read_config
-from models.vocoders.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
-from models.vocoders.configs import ConfigError
-from models.vocoders.layers import fold_weight_norm
+from models.core.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
+from models.core.configs import ConfigError, read_config
+from models.core.random_init import init_random_weights
+from models.core.weight_norm import fold_weight_norm
 
 __all__ = [
     "COCO_TYPES",

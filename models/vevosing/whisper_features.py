@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from models.audio.mel import slaney_mel_filterbank
-from models.vocoders.checkpoints import CheckpointError, load_exact
+from models.core.checkpoints import CheckpointError, load_exact
 
 __all__ = [
     "SAMPLE_RATE",
