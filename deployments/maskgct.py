@@ -303,7 +303,8 @@ class MaskGCTService:
     async def synthesize(self, payload: dict) -> dict:
         """payload: text, language, reference (float32 24 kHz), reference_text (None: transcribed), target_len,
         n_timesteps, cfg, temperature, seed, subtype, task_id."""
-        from models.maskgct.orchestration import MaskGCTInputError, MaskGCTOrchestrator, in_thread
+        from models.core.stages import in_thread
+        from models.maskgct.orchestration import MaskGCTInputError, MaskGCTOrchestrator
         from models.text.g2p import UnsupportedLanguage
 
         g2p = self._require_g2p()

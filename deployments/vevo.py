@@ -219,7 +219,7 @@ class VevoService(_FamilyPipeline):
     async def generate(self, payload: dict) -> dict:
         """payload: source (float32 24 kHz; conversions) or text/language/reference_text (TTS),
         reference (float32 24 kHz), mode, flow_matching_steps, seed, subtype, task_id."""
-        from models.maskgct.orchestration import in_thread
+        from models.core.stages import in_thread
         from models.vevo.orchestration import VevoInputError, VevoOrchestrator, ar_limits_for
 
         async def make(kind, on_progress):
@@ -256,7 +256,7 @@ class VevoSingService(_FamilyPipeline):
     async def generate(self, payload: dict) -> dict:
         """payload: source, reference (float32 24 kHz), mode, use_shifted_src, flow_matching_steps,
         lyrics, seed, subtype, task_id."""
-        from models.maskgct.orchestration import in_thread
+        from models.core.stages import in_thread
         from models.vevosing.orchestration import VevoSingInputError, VevoSingOrchestrator
         from models.vevosing.pipeline import TINY_AR_LENGTH_BOUND
 

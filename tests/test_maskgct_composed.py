@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.maskgct.orchestration import LocalStages, MaskGCTOrchestrator, in_thread
+from models.core.stages import in_thread
+from models.maskgct.orchestration import LocalStages, MaskGCTOrchestrator
 from models.maskgct.pipeline import MaskGCTPipeline
 from models.text import DATA_DIR_ENV, espeak_version
 

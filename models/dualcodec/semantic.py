@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.audio.resample import resample
 from models.core.checkpoints import CheckpointError
 from models.dualcodec.configs import SEMANTIC_DIM, DualCodecConfig
 
@@ -55,9 +56,7 @@ _FBANK_WINDOW, _FBANK_HOP, _FBANK_STACK = 400, 160, 2
 
 def resample_for_w2v_bert(audio_24k: torch.Tensor) -> torch.Tensor:
     """The reference's 24 kHz -> 16 kHz resampling for the w2v-bert branch (``[..., L]`` -> ``[..., ceil(2L/3)]``)."""
-    import torchaudio
-
-    return torchaudio.functional.resample(audio_24k, CODEC_SAMPLE_RATE, W2V_BERT_SAMPLE_RATE)
+    return resample(audio_24k, CODEC_SAMPLE_RATE, W2V_BERT_SAMPLE_RATE)
 
 
 def w2v_bert_frames(num_samples_24k: int) -> int:

@@ -64,6 +64,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from models.core import checks
+from models.core.stages import ProgressFn, run_inline
 from models.maskgct.acoustic_codec import AcousticCodec
 from models.maskgct.checkpoints import (
     build_acoustic_codec,
@@ -99,12 +101,9 @@ from models.maskgct.orchestration import (  # noqa: F401  (re-exported: the pipe
     LocalStages,
     MaskGCTInputError,
     MaskGCTOrchestrator,
-    ProgressFn,
     ReferenceAudioError,
     TargetLengthError,
-    _as_mono_float,
     resample_to_16k,
-    run_inline,
 )
 from models.maskgct.orchestration import s2a_steps as _s2a_steps
 from models.maskgct.s2a import MaskGCTS2A, build_s2a_model, load_s2a_model, semantic_to_acoustic
@@ -364,7 +363,7 @@ class MaskGCTPipeline:
     def semantic_tokens(self, wav16k: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Mono 16 kHz waveform -> semantic tokens ``[1, P]`` (int64, 50 Hz) on the pipeline's device."""
         self._part("semantic")
-        wav = _as_mono_float(wav16k, "the 16 kHz reference")
+        wav = checks.mono(wav16k, "the 16 kHz reference", ReferenceAudioError)
         if len(wav) < self.semantic_encoder.min_samples:
             raise ReferenceAudioError("the reference audio is too short")
         features = self.semantic_encoder.encode(wav)
@@ -375,7 +374,7 @@ class MaskGCTPipeline:
     def acoustic_codes(self, wav24k: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Mono 24 kHz waveform -> acoustic codes ``[1, P, nq]`` (int64, 50 Hz) on the pipeline's device."""
         self._part("acoustic")
-        wav = _as_mono_float(wav24k, "the 24 kHz reference")
+        wav = checks.mono(wav24k, "the 24 kHz reference", ReferenceAudioError)
         if len(wav) < self.hop_length:
             raise ReferenceAudioError("the reference audio is too short")
         x = torch.from_numpy(np.ascontiguousarray(wav)).to(self.device).view(1, 1, -1)

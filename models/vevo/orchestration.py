@@ -9,7 +9,7 @@ behind the :class:`VevoStages` protocol, with numpy in and out (int64 tokens, fl
 mels; never torch tensors), so the same orchestration runs
 
 * in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
-  calls) and :func:`~models.maskgct.orchestration.run_inline` drives the coroutine without an event
+  calls) and :func:`~models.core.stages.run_inline` drives the coroutine without an event
   loop (it never suspends);
 * across Ray Serve deployments: a deployment implements the protocol over DeploymentHandles to the
   component deployments, each of which runs :class:`LocalStages` on its own part.
@@ -58,7 +58,7 @@ then deterministic and follow the input.
 of the arrays and settings plus ``seed`` and ``rng``; answers are dicts with the result and the new
 ``rng``. **Randomness**: one ``torch.Generator`` feeds every draw of a call (AR sampling, then the
 FM's initial noise); its state travels between the stages (see
-:func:`models.maskgct.orchestration.stage_generator`), so a seed gives the same audio in process and
+:func:`models.core.stages.stage_generator`), so a seed gives the same audio in process and
 across deployments on the same kind of device.
 
 **Progress**: ``on_progress(stage, step, total)`` with the stages of :data:`STAGES`: once per call
@@ -76,13 +76,14 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 
-from models import input_checks as checks
-from models.maskgct.orchestration import float32, generator_state, int64, resample_to_16k, stage_generator
+from models.audio.resample import to_rate
+from models.core import checks
+from models.core import stages as core_stages
+from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator, step_reporter
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
 from models.vevo.ar_transformer import DEFAULT_PROGRESS_EVERY as AR_PROGRESS_EVERY  # noqa: F401 (public constant)
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS, MAX_STEPS
@@ -132,10 +133,8 @@ MIN_SOURCE_SECONDS = 0.1
 #: RMS below which a recording counts as silent (-80 dBFS).
 SILENCE_RMS = 1e-4
 
-ProgressFn = Callable[[str, int, int], None]
 #: ``transcribe(reference_24k) -> {"text", "language", "seconds"}``: what ``WhisperASR.prompt`` answers.
 TranscribeFn = Callable[[np.ndarray], Awaitable[dict]]
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,16 +280,6 @@ def ar_prompt_length(n_inputs: int, n_prompt: int) -> int:
     return n_inputs + 3 + n_prompt
 
 
-def _on_step(stage: str, emit: ProgressFn | None):
-    if emit is None:
-        return None
-    return lambda step, total: emit(stage, int(step), int(total))
-
-
-async def _inline(fn: Callable[..., T], *args) -> T:
-    return fn(*args)
-
-
 # ---------------------------------------------------------------------------------------------
 # stages
 
@@ -334,6 +323,9 @@ class LocalStages:
     worker thread) and what :class:`InlineStages` wraps. ``emit(stage, step, total)`` receives
     the generating stages' progress."""
 
+    #: The stages that generate, reporting their steps to ``emit``.
+    GENERATING = frozenset({"ar_vc", "ar_tts", "flow_matching"})
+
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
 
@@ -357,7 +349,7 @@ class LocalStages:
             top_k=int(request.get("top_k", AR_TOP_K)), top_p=float(request.get("top_p", AR_TOP_P)),
             min_new_tokens=int(request.get("min_new_tokens", AR_MIN_NEW_TOKENS)),
             output_only=bool(request.get("output_only", False)),
-            generator=gen, on_progress=_on_step("ar", emit),
+            generator=gen, on_progress=step_reporter("ar", emit),
         )
         return {"tokens": int64(tokens).reshape(-1), "rng": generator_state(gen)}
 
@@ -374,7 +366,7 @@ class LocalStages:
             int64(request["codes"]).reshape(-1), float32(request["prompt_mel"]),
             n_timesteps=int(request.get("n_timesteps", FM_STEPS)), cfg=float(request.get("cfg", FM_CFG)),
             rescale_cfg=float(request.get("rescale_cfg", FM_RESCALE_CFG)),
-            generator=gen, on_step=_on_step("fm", emit),
+            generator=gen, on_step=step_reporter("fm", emit),
         )
         return {"mel": float32(mel), "rng": generator_state(gen)}
 
@@ -382,34 +374,8 @@ class LocalStages:
         return float32(self.pipeline.vocode(float32(mel))).reshape(-1)
 
 
-class InlineStages:
-    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``); the generating
-    stages report to ``on_progress``."""
-
-    def __init__(self, local: LocalStages, on_progress: ProgressFn | None = None) -> None:
-        self.local = local
-        self.on_progress = on_progress
-
-    async def content_tokens(self, wav16k):
-        return self.local.content_tokens(wav16k)
-
-    async def contentstyle_tokens(self, wav16k):
-        return self.local.contentstyle_tokens(wav16k)
-
-    async def mel(self, wav24k):
-        return self.local.mel(wav24k)
-
-    async def ar_vc(self, request):
-        return self.local.ar_vc(request, self.on_progress)
-
-    async def ar_tts(self, request):
-        return self.local.ar_tts(request, self.on_progress)
-
-    async def flow_matching(self, request):
-        return self.local.flow_matching(request, self.on_progress)
-
-    async def vocode(self, mel):
-        return self.local.vocode(mel)
+class InlineStages(core_stages.InlineStages, local=LocalStages):
+    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,7 +445,7 @@ class VevoOrchestrator:
     policy (:data:`AR_LIMITS` for official weights, :data:`TINY_AR_LIMITS` for tiny ones).
     ``codebook_size``: the FM's code range (AR tokens outside it are dropped). ``offload(fn,
     *args)``: how CPU work outside the stages (checks, resampling, G2P) runs: inline by default,
-    ``models.maskgct.orchestration.in_thread`` on an event loop that must stay free.
+    ``models.core.stages.in_thread`` on an event loop that must stay free.
     """
 
     def __init__(self, g2p=None, *, ar_limits: ARLimits = AR_LIMITS, codebook_size: int = 8192,
@@ -487,7 +453,7 @@ class VevoOrchestrator:
         self.g2p = g2p
         self.ar_limits = ar_limits
         self.codebook_size = int(codebook_size)
-        self.offload = offload or _inline
+        self.offload = offload or inline
 
     # --- checks --------------------------------------------------------------------------------
 
@@ -529,7 +495,8 @@ class VevoOrchestrator:
         settings = self._settings(*settings_args)
         src24 = checked_audio(source, "source audio", MIN_SOURCE_SECONDS)
         ref24 = checked_audio(reference, "reference audio", MIN_REFERENCE_SECONDS)
-        return settings, src24, resample_to_16k(src24), ref24, resample_to_16k(ref24)
+        return settings, src24, to_rate(src24, SAMPLE_RATE, HUBERT_SAMPLE_RATE), ref24, \
+            to_rate(ref24, SAMPLE_RATE, HUBERT_SAMPLE_RATE)
 
     # --- conversions ---------------------------------------------------------------------------
 
@@ -608,7 +575,7 @@ class VevoOrchestrator:
         c["text"] = checked_text(text, "text")
         c["lang"] = self.language(language, c["text"], "text")
         c["ref24"] = checked_audio(reference, "reference audio", MIN_REFERENCE_SECONDS)
-        c["ref16"] = resample_to_16k(c["ref24"])
+        c["ref16"] = to_rate(c["ref24"], SAMPLE_RATE, HUBERT_SAMPLE_RATE)
         c["phones"] = self.phone_ids(c["text"], c["lang"], "text")
         c["prompt_phones"] = None
         if c["mode"] == "ar" and reference_text is not None:
@@ -669,7 +636,7 @@ class VevoOrchestrator:
             if style24 is ref24:  # one recording for style and timbre: tokenized once
                 style = timbre = await run.contentstyle(ref16, 1)
             else:
-                style = await run.contentstyle(resample_to_16k(style24), 2)
+                style = await run.contentstyle(to_rate(style24, SAMPLE_RATE, HUBERT_SAMPLE_RATE), 2)
                 timbre = await run.contentstyle(ref16, 2)
         limits = self.ar_limits
         max_new = limits.new_tokens(ar_prompt_length(inputs.size, style.size), phones.size, limits.frames_per_phone)

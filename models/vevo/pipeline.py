@@ -39,7 +39,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from models.maskgct.orchestration import resample_to_16k, run_inline
+from models.audio.resample import to_rate
+from models.core.stages import ProgressFn, run_inline
 from models.text import G2P
 from models.vevo.ar_transformer import ContentStyleAR, build_ar_model, load_ar_model
 from models.vevo.content_tokenizer import VevoRepCodec, build_content_tokenizer, load_content_tokenizer
@@ -74,7 +75,6 @@ from models.vevo.orchestration import (  # noqa: F401  (re-exported: the pipelin
     AudioTooShortError,
     InlineStages,
     LocalStages,
-    ProgressFn,
     TranscribeFn,
     VevoInputError,
     VevoOrchestrator,
@@ -95,6 +95,8 @@ __all__ = [
 ]
 
 FRAME_RATE = SAMPLE_RATE // HOP
+#: What the speech recogniser hears (Whisper).
+ASR_SAMPLE_RATE = 16000
 #: What :meth:`VevoPipeline.from_weights` can load (``parts``).
 PARTS = ("tokenizer", "ar_vc", "ar_tts", "fm", "vocoder", "g2p")
 #: The entries of :data:`OFFICIAL_FILES` each model part needs.
@@ -508,7 +510,7 @@ class VevoPipeline:
         transcriber = self.transcriber
 
         async def transcribe(wav24k: np.ndarray) -> dict:
-            heard = transcriber.transcribe(resample_to_16k(wav24k))
+            heard = transcriber.transcribe(to_rate(wav24k, SAMPLE_RATE, ASR_SAMPLE_RATE))
             seconds, text = heard.prompt(wav24k.size / SAMPLE_RATE)
             return {"text": text, "language": heard.language, "seconds": seconds}
 

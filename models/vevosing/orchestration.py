@@ -8,7 +8,7 @@ protocol, with numpy in and out (int64 tokens, float32 audio and mels; never tor
 same orchestration runs
 
 * in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
-  calls) and :func:`~models.maskgct.orchestration.run_inline` drives the coroutine without an event
+  calls) and :func:`~models.core.stages.run_inline` drives the coroutine without an event
   loop (it never suspends);
 * across Ray Serve deployments: a deployment implements the protocol over DeploymentHandles to the
   component deployments (each runs :class:`LocalStages` on its own part) and to the shared Whisper
@@ -80,7 +80,7 @@ output then has the source's length too (plus the reference-prompt rounding).
 **Stage requests** of the generating stages (``ar``, ``fm``) are dicts of arrays and settings plus
 ``seed`` and ``rng``; answers are dicts with the result and the new ``rng``. **Randomness**: one
 ``torch.Generator`` feeds every draw of a call (AR sampling, then the FM's initial noise); its state
-travels between the stages (:func:`models.maskgct.orchestration.stage_generator`), so a seed gives
+travels between the stages (:func:`models.core.stages.stage_generator`), so a seed gives
 the same audio in process and across deployments on the same kind of device.
 
 **Progress**: ``on_progress(stage, step, total)`` for the stages of :data:`STAGES` in the order they
@@ -97,15 +97,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from models.audio.f0 import parselmouth_f0
-from models import input_checks as checks
-from models.maskgct.orchestration import float32, generator_state, int64, resample_to_16k, stage_generator
+from models.audio.resample import to_rate
+from models.core import checks
+from models.core import stages as core_stages
+from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator, step_reporter
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
+# VevoSing's FM is Vevo's flow-matching transformer (the Vevo1.5 variant): its sampling defaults.
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS, MAX_STEPS
 from models.vevosing.tokenizers import official_coco_config
 
@@ -155,9 +158,6 @@ F0_HOP = 256
 
 _CONTENT_STYLE = official_coco_config("content_style")   # 50 Hz -> 12.5 Hz
 _PROSODY = official_coco_config("style")                  # 50 Hz -> 6.25 Hz
-
-ProgressFn = Callable[[str, int, int], None]
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def ar_prompt_length(n_phones: int, n_style: int, n_prompt: int) -> int:
 
 def _median_f0(wav24k: np.ndarray) -> float | None:
     """Median F0 (Hz) as the reference's ``extract_f0_hz`` takes it; None with no voiced frame."""
-    wav16k = resample_to_16k(wav24k)
+    wav16k = to_rate(wav24k, SAMPLE_RATE, F0_SAMPLE_RATE)
     f0 = parselmouth_f0(wav16k, F0_SAMPLE_RATE, F0_HOP).astype(np.float64)
     voiced = f0 > 0
     if not voiced.any():
@@ -292,16 +292,6 @@ def _windows(wav: np.ndarray, seconds: float, min_seconds: float) -> list[np.nda
     if len(pieces) > 1 and pieces[-1].shape[0] < min_seconds * SAMPLE_RATE:
         pieces.pop()
     return [np.ascontiguousarray(p) for p in pieces]
-
-
-def _emitter(stage: str, emit: ProgressFn | None):
-    if emit is None:
-        return None
-    return lambda step, total: emit(stage, int(step), int(total))
-
-
-async def _inline(fn: Callable[..., T], *args) -> T:
-    return fn(*args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,6 +333,9 @@ class LocalStages:
     """The stages of an in-process :class:`~models.vevosing.pipeline.VevoSingPipeline` (possibly one
     holding only some parts), numpy in and out: what each component deployment runs (in a worker
     thread), and what :class:`InlineStages` wraps for ``VevoSingPipeline.convert``."""
+
+    #: The stages that generate, reporting their steps to ``emit``.
+    GENERATING = frozenset({"ar", "fm"})
 
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
@@ -397,7 +390,7 @@ class LocalStages:
             n_timesteps=int(request.get("n_timesteps", DEFAULT_STEPS)),
             cfg=float(request.get("cfg", DEFAULT_CFG)),
             rescale_cfg=float(request.get("rescale_cfg", DEFAULT_RESCALE_CFG)),
-            generator=gen, on_step=_emitter("fm", emit),
+            generator=gen, on_step=step_reporter("fm", emit),
         )
         return {"mel": float32(mel), "rng": generator_state(gen)}
 
@@ -405,34 +398,8 @@ class LocalStages:
         return float32(self.pipeline.vocode(torch.from_numpy(float32(mel)))).reshape(-1)
 
 
-class InlineStages:
-    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``); the generating stages
-    report their steps to ``on_progress``."""
-
-    def __init__(self, local: LocalStages, on_progress: ProgressFn | None = None) -> None:
-        self.local = local
-        self.on_progress = on_progress
-
-    async def transcribe(self, wav24k, language):
-        return self.local.transcribe(wav24k, language)
-
-    async def content_style_tokens(self, wav24k, shift_semitones=0):
-        return self.local.content_style_tokens(wav24k, shift_semitones)
-
-    async def prosody_tokens(self, wav24k):
-        return self.local.prosody_tokens(wav24k)
-
-    async def mel(self, wav24k):
-        return self.local.mel(wav24k)
-
-    async def ar(self, request):
-        return self.local.ar(request, self.on_progress)
-
-    async def fm(self, request):
-        return self.local.fm(request, self.on_progress)
-
-    async def vocode(self, mel):
-        return self.local.vocode(mel)
+class InlineStages(core_stages.InlineStages, local=LocalStages):
+    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +415,7 @@ class VevoSingOrchestrator:
     the AR's new tokens at this many per expected source token (the tiny profile's 1.0; None: only
     the reference's ``max_length``). ``max_source_seconds``: longest source (None: no limit).
     ``offload(fn, *args)``: how CPU work outside the stages (checks, F0, G2P) runs: inline by default,
-    :func:`~models.maskgct.orchestration.in_thread` on an event loop that must stay free.
+    :func:`~models.core.stages.in_thread` on an event loop that must stay free.
     """
 
     def __init__(self, g2p=None, *, transcribes: bool = True, ar_length_bound: float | None = None,
@@ -458,7 +425,7 @@ class VevoSingOrchestrator:
         self.transcribes = transcribes
         self.ar_length_bound = ar_length_bound
         self.max_source_seconds = max_source_seconds
-        self.offload = offload or _inline
+        self.offload = offload or inline
 
     # --- checks --------------------------------------------------------------------------------
 

@@ -48,13 +48,17 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+# The optional speech recognizer is the ASR family's Whisper model, shared.
 from models.asr.whisper import WHISPER_FILES as ASR_FILES
 from models.asr.whisper import Transcript, WhisperTranscriber, transcriber_from
-from models.maskgct.orchestration import resample_to_16k, run_inline
+from models.audio.resample import to_rate
+from models.core.stages import ProgressFn, run_inline
 from models.text import G2P
+# Vevo1.5 reuses Vevo's models: the AR transformer, the AR / FM configs and the FM's defaults, the
+# mel front end and the Vocos vocoder.
 from models.vevo.ar_transformer import ContentStyleAR, build_ar_model, load_ar_model
-from models.vevo.fm_ar_configs import VevoSingARConfig, tiny_vevosing_ar_config, tiny_vevosing_fm_config
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS
+from models.vevo.fm_ar_configs import VevoSingARConfig, tiny_vevosing_ar_config, tiny_vevosing_fm_config
 from models.vevo.mel import VevoMel
 from models.vevo.vocoder import VevoVocoder, build_vocoder, load_vocoder
 from models.vevosing.chromagram import Chromagram
@@ -76,7 +80,6 @@ from models.vevosing.orchestration import (  # noqa: F401  (re-exported: the pip
     InlineStages,
     InputTooLongError,
     LocalStages,
-    ProgressFn,
     UnsupportedLanguageError,
     VevoSingInputError,
     VevoSingOrchestrator,
@@ -115,6 +118,8 @@ DEFAULT_PARTS = ("content_style", "prosody", "ar", "fm", "vocoder", "g2p")
 #: The AR / FM training-data variants of amphion/Vevo1.5 (the reference's scripts use singnet7k).
 VARIANTS = ("singnet7k", "sing0.4k")
 
+#: What Whisper (features and speech recognition) hears.
+WHISPER_SAMPLE_RATE = 16000
 #: librosa's ``effects.pitch_shift`` / ``time_stretch`` STFT.
 SHIFT_N_FFT = 2048
 SHIFT_HOP = 512
@@ -400,7 +405,7 @@ class VevoSingPipeline:
         """Whisper ASR of (the first 30 s of) a 24 kHz recording; ``language`` None detects it."""
         self._part("asr")
         wav = mono_audio(wav24k, "the audio to transcribe")
-        return self.transcriber.transcribe(resample_to_16k(wav), language=language)
+        return self.transcriber.transcribe(to_rate(wav, SAMPLE_RATE, WHISPER_SAMPLE_RATE), language=language)
 
     @torch.inference_mode()
     def content_style_tokens(self, wav24k: np.ndarray, shift_semitones: int = 0) -> torch.Tensor:
@@ -416,7 +421,7 @@ class VevoSingPipeline:
         if shift_semitones:
             melody = pitch_shift(torch.from_numpy(wav).to(self.device), SAMPLE_RATE, int(shift_semitones)).cpu().numpy()
         chroma = torch.from_numpy(self.chromagram(melody, frames)).unsqueeze(0)
-        whisper = self.whisper_features([resample_to_16k(wav)], [frames])
+        whisper = self.whisper_features([to_rate(wav, SAMPLE_RATE, WHISPER_SAMPLE_RATE)], [frames])
         codes, _ = self.contentstyle_tokenizer.tokenize(chroma, whisper)
         return codes.reshape(-1)
 
