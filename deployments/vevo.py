@@ -258,7 +258,7 @@ class VevoSingService(_FamilyPipeline):
         lyrics, seed, subtype, task_id."""
         from models.core.stages import in_thread
         from models.vevosing.orchestration import VevoSingInputError, VevoSingOrchestrator
-        from models.vevosing.pipeline import TINY_AR_LENGTH_BOUND
+        from models.vevo.fm_ar_configs import TINY_AR_LENGTH_BOUND
 
         async def make(kind, on_progress):
             mode = payload.get("mode", "fm")

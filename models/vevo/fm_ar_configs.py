@@ -35,9 +35,13 @@ from typing import Any, Union
 from models.core.configs import loads_lenient
 
 __all__ = [
+    "AR_LIMITS",
     "AR_SPARE_SLOTS",
     "OFFICIAL_CHECKPOINTS",
+    "TINY_AR_LENGTH_BOUND",
+    "TINY_AR_LIMITS",
     "ARConfig",
+    "ARLimits",
     "FMConfig",
     "FM_FAMILIES",
     "LlamaSize",
@@ -69,6 +73,30 @@ class VevoConfigError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Dataclasses
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ARLimits:
+    """How long a Vevo AR may run, and over which ids it samples: a property of its weights.
+
+    ``max_length``: the whole sequence, prompt included (the reference's HF ``max_length``).
+    ``output_only``: sample output ids and the output EOS only. ``frames_per_source_frame`` /
+    ``frames_per_phone``: when set, the new tokens are also capped at that many per 50 Hz source
+    frame (VC) or per text phone (TTS)."""
+
+    max_length: int = 2000
+    output_only: bool = False
+    frames_per_source_frame: float | None = None
+    frames_per_phone: float | None = None
+
+
+#: The reference's limits (official weights).
+AR_LIMITS = ARLimits()
+#: The tiny AR's: random weights practically never sample the output EOS, so one token per source
+#: frame (tiny conversions keep the source's length), four per phone (80 ms), output ids only.
+TINY_AR_LIMITS = ARLimits(output_only=True, frames_per_source_frame=1.0, frames_per_phone=4.0)
+#: The tiny Vevo1.5 AR's cap on new tokens, per expected source token (same reason).
+TINY_AR_LENGTH_BOUND = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +138,8 @@ class VevoARConfig:
     train_both_vc_and_tts: bool = False
     tts_input_vocab_size: int = 1024
     vc_input_vocab_size: int = 32
+    #: How long generation may run with these weights (not part of Amphion's file).
+    limits: ARLimits = AR_LIMITS
 
     def __post_init__(self) -> None:
         if min(self.input_vocab_size, self.output_vocab_size) < 1:
@@ -138,6 +168,9 @@ class VevoSingARConfig:
     content_vocab_size: int
     style_vocab_size: int
     content_style_vocab_size: int
+    #: Cap on new tokens per expected source token (None: only the whole sequence's ``max_length``);
+    #: not part of Amphion's file.
+    length_bound: float | None = None
 
     def __post_init__(self) -> None:
         if min(self.content_vocab_size, self.style_vocab_size, self.content_style_vocab_size) < 1:
@@ -373,12 +406,13 @@ def tiny_vevo_ar_config(name: str = "Vq32ToVq8192") -> VevoARConfig:
     official = official_checkpoint(name, VevoARConfig).config
     assert isinstance(official, VevoARConfig)
     return VevoARConfig(_TINY_LLAMA, official.input_vocab_size, official.output_vocab_size,
-                        official.train_both_vc_and_tts, official.tts_input_vocab_size, official.vc_input_vocab_size)
+                        official.train_both_vc_and_tts, official.tts_input_vocab_size, official.vc_input_vocab_size,
+                        limits=TINY_AR_LIMITS)
 
 
 def tiny_vevosing_ar_config() -> VevoSingARConfig:
     return VevoSingARConfig(_TINY_LLAMA, _VEVOSING_AR.content_vocab_size, _VEVOSING_AR.style_vocab_size,
-                            _VEVOSING_AR.content_style_vocab_size)
+                            _VEVOSING_AR.content_style_vocab_size, length_bound=TINY_AR_LENGTH_BOUND)
 
 
 def tiny_vevo_fm_config() -> FMConfig:

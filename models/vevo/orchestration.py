@@ -47,12 +47,12 @@ count, ``floor(samples / 480)``: the output has exactly that many frames, so it 
 480-sample frame shorter than the source. Generated tokens outside the FM's code range (the
 reference samples the AR's whole vocabulary and would fail on them) are dropped.
 
-**AR length** (:class:`ARLimits`): the reference's HF ``max_length`` of 2000 counts the whole
-sequence, ``[in_BOS, inputs, in_EOS, out_BOS, style prompt]`` included; a request whose prompt
-leaves no room is a :class:`InputTooLongError`. The tiny profile's random weights practically never
-sample the output EOS, so its limits also cap the new tokens in proportion to the source's frames
-(VC) or the text's phones (TTS) and sample output ids only (``output_only``): its durations are
-then deterministic and follow the input.
+**AR length** (:class:`~models.vevo.fm_ar_configs.ARLimits`, carried by the AR's config): the
+reference's HF ``max_length`` of 2000 counts the whole sequence, ``[in_BOS, inputs, in_EOS, out_BOS,
+style prompt]`` included; a request whose prompt leaves no room is a :class:`InputTooLongError`. The
+tiny AR's random weights practically never sample the output EOS, so its limits also cap the new
+tokens in proportion to the source's frames (VC) or the text's phones (TTS) and sample output ids
+only (``output_only``): its durations are then deterministic and follow the input.
 
 **Stage requests** of the generating stages (``ar_vc``, ``ar_tts``, ``flow_matching``) are dicts
 of the arrays and settings plus ``seed`` and ``rng``; answers are dicts with the result and the new
@@ -87,12 +87,11 @@ from models.core.stages import ProgressFn, float32, generator_state, inline, int
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
 from models.vevo.ar_transformer import DEFAULT_PROGRESS_EVERY as AR_PROGRESS_EVERY  # noqa: F401 (public constant)
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS, MAX_STEPS
+from models.vevo.fm_ar_configs import AR_LIMITS, TINY_AR_LIMITS, ARLimits
 
 __all__ = [
-    "AR_LIMITS",
+    "PROFILE_AR_LIMITS",
     "STAGES",
-    "TINY_AR_LIMITS",
-    "ARLimits",
     "AudioInputError",
     "AudioTooShortError",
     "EmptyTextError",
@@ -106,6 +105,7 @@ __all__ = [
     "VevoOrchestrator",
     "VevoStages",
     "ar_limits_for",
+    "ar_new_tokens",
 ]
 
 SAMPLE_RATE = 24000          # input, mel and output rate
@@ -120,7 +120,7 @@ AR_TEMPERATURE = 0.8
 AR_TOP_K = 50
 AR_TOP_P = 0.9
 AR_MIN_NEW_TOKENS = 50
-AR_MAX_LENGTH = 2000
+AR_MAX_LENGTH = AR_LIMITS.max_length
 # The reference's FM settings (reverse_diffusion defaults, flow_matching_steps of the scripts).
 FM_STEPS = DEFAULT_STEPS
 FM_CFG = DEFAULT_CFG
@@ -177,41 +177,27 @@ class InputTooLongError(VevoInputError):
 # AR length policy
 
 
-@dataclass(frozen=True)
-class ARLimits:
-    """How long the AR stage may run, and over which ids it samples (see the module docstring).
-
-    ``max_length``: the whole sequence, prompt included (the reference's 2000). ``output_only``:
-    sample output ids and the output EOS only. ``frames_per_source_frame`` / ``frames_per_phone``:
-    when set, the new tokens are also capped at that many per 50 Hz source frame (VC) or per
-    text phone (TTS)."""
-
-    max_length: int = AR_MAX_LENGTH
-    output_only: bool = False
-    frames_per_source_frame: float | None = None
-    frames_per_phone: float | None = None
-
-    def new_tokens(self, prompt_length: int, cap_units: int, per_unit: float | None) -> int:
-        room = self.max_length - prompt_length
-        if room < 1:
-            raise InputTooLongError(
-                f"the inputs are too long for Vevo's AR stage: its prompt takes {prompt_length} tokens "
-                f"of at most {self.max_length}; use shorter recordings or text")
-        if per_unit is None:
-            return room
-        return max(1, min(room, math.ceil(per_unit * cap_units)))
+def ar_new_tokens(limits: ARLimits, prompt_length: int, cap_units: int, per_unit: float | None) -> int:
+    """The most new tokens the AR may make after a prompt of ``prompt_length`` under ``limits``
+    (``per_unit`` tokens per ``cap_units`` when set); InputTooLongError when the prompt leaves no room."""
+    room = limits.max_length - prompt_length
+    if room < 1:
+        raise InputTooLongError(
+            f"the inputs are too long for Vevo's AR stage: its prompt takes {prompt_length} tokens "
+            f"of at most {limits.max_length}; use shorter recordings or text")
+    if per_unit is None:
+        return room
+    return max(1, min(room, math.ceil(per_unit * cap_units)))
 
 
-#: The reference's limits (official weights).
-AR_LIMITS = ARLimits()
-#: The tiny profile's: one token per source frame (so tiny conversions keep the source's length),
-#: four per phone (80 ms), output ids only.
-TINY_AR_LIMITS = ARLimits(output_only=True, frames_per_source_frame=1.0, frames_per_phone=4.0)
+#: The AR limits of each weights profile, for callers that know only the weights kind of the parts
+#: (the pipeline deployments); a built AR carries its own (``VevoPipeline.ar_limits``).
+PROFILE_AR_LIMITS = {"pretrained": AR_LIMITS, "tiny": TINY_AR_LIMITS}
 
 
 def ar_limits_for(weights_kind: str) -> ARLimits:
-    """The AR limits of a pipeline whose AR weights are ``weights_kind`` (``"tiny"`` or not)."""
-    return TINY_AR_LIMITS if weights_kind == "tiny" else AR_LIMITS
+    """The AR limits of the weights profile ``weights_kind`` (the official ones for any other)."""
+    return PROFILE_AR_LIMITS.get(weights_kind, AR_LIMITS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +315,12 @@ class LocalStages:
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
 
+    @property
+    def facts(self) -> dict:
+        """What a caller running the orchestrator over these stages needs to know: ``ar_limits``, the
+        :class:`ARLimits` of the AR this part holds (None without one)."""
+        return {"ar_limits": self.pipeline.ar_limits}
+
     def content_tokens(self, wav16k) -> np.ndarray:
         return int64(self.pipeline.content_tokens(wav16k)).reshape(-1)
 
@@ -442,7 +434,7 @@ class VevoOrchestrator:
     """Checks and the whole flow of Vevo's four tasks over any :class:`VevoStages`.
 
     ``g2p``: a :class:`models.text.G2P` (only :meth:`tts` needs it). ``ar_limits``: the AR length
-    policy (:data:`AR_LIMITS` for official weights, :data:`TINY_AR_LIMITS` for tiny ones).
+    policy (the AR weights' own, ``VevoPipeline.ar_limits``).
     ``codebook_size``: the FM's code range (AR tokens outside it are dropped). ``offload(fn,
     *args)``: how CPU work outside the stages (checks, resampling, G2P) runs: inline by default,
     ``models.core.stages.in_thread`` on an event loop that must stay free.
@@ -529,8 +521,8 @@ class VevoOrchestrator:
             style = timbre = await run.contentstyle(ref16, 1)
             timbre24 = ref24
         limits = self.ar_limits
-        max_new = limits.new_tokens(ar_prompt_length(content.size, style.size), source_frames(src24.size),
-                                    limits.frames_per_source_frame)
+        max_new = ar_new_tokens(limits, ar_prompt_length(content.size, style.size), source_frames(src24.size),
+                                limits.frames_per_source_frame)
         target = self._in_codebook(await run.content_style("ar_vc", content, style, max_new))
         return await run.render(timbre, timbre24, target)
 
@@ -639,6 +631,6 @@ class VevoOrchestrator:
                 style = await run.contentstyle(to_rate(style24, SAMPLE_RATE, HUBERT_SAMPLE_RATE), 2)
                 timbre = await run.contentstyle(ref16, 2)
         limits = self.ar_limits
-        max_new = limits.new_tokens(ar_prompt_length(inputs.size, style.size), phones.size, limits.frames_per_phone)
+        max_new = ar_new_tokens(limits, ar_prompt_length(inputs.size, style.size), phones.size, limits.frames_per_phone)
         target = self._in_codebook(await run.content_style("ar_tts", inputs, style, max_new))
         return await run.render(timbre, ref24, target)

@@ -25,10 +25,11 @@ component deployments. Defaults, deviations, progress and errors: see that modul
 **Weights**: :meth:`VevoPipeline.from_weights` resolves the entries of
 :data:`models.vevo.official.OFFICIAL_FILES`. ``"tiny"`` builds every component small with seeded
 weights and the official interfaces (32-d HuBERT with HuBERT-large's strides, 32 vq32 codes, 8192
-vq8192 codes, official AR vocabularies, 128-bin 24 kHz mel, hop 480), and the tiny AR limits
-(:data:`~models.vevo.orchestration.TINY_AR_LIMITS`). Parts are never mixed: in ``"auto"`` mode one
-missing official file (HuBERT's checkpoint and statistics included, which are not on the hub) makes
-the whole pipeline tiny. ``parts=`` loads only some parts (what each component deployment does).
+vq8192 codes, official AR vocabularies, 128-bin 24 kHz mel, hop 480); the tiny ARs' configs carry
+the tiny AR limits (:data:`~models.vevo.fm_ar_configs.TINY_AR_LIMITS`). Parts are never mixed: in
+``"auto"`` mode one missing official file (HuBERT's checkpoint and statistics included, which are
+not on the hub) makes the whole pipeline tiny. ``parts=`` loads only some parts (what each component
+deployment does).
 """
 
 from __future__ import annotations
@@ -51,12 +52,11 @@ from models.vevo.contentstyle_tokenizer import (
     load_contentstyle_tokenizer,
 )
 from models.vevo.flow_matching import VevoFlowMatching, build_fm_model, load_fm_model
-from models.vevo.fm_ar_configs import tiny_vevo_ar_config, tiny_vevo_fm_config
+from models.vevo.fm_ar_configs import AR_LIMITS, ARLimits, tiny_vevo_ar_config, tiny_vevo_fm_config
 from models.vevo.hubert import HubertFeatures, build_hubert, load_hubert
 from models.vevo.mel import VevoMel
 from models.vevo.official import OFFICIAL_FILES
 from models.vevo.orchestration import (  # noqa: F401  (re-exported: the pipeline's public names)
-    AR_LIMITS,
     AR_MAX_LENGTH,
     AR_MIN_NEW_TOKENS,
     AR_PROGRESS_EVERY,
@@ -70,15 +70,12 @@ from models.vevo.orchestration import (  # noqa: F401  (re-exported: the pipelin
     HUBERT_SAMPLE_RATE,
     SAMPLE_RATE,
     STAGES,
-    TINY_AR_LIMITS,
-    ARLimits,
     AudioTooShortError,
     InlineStages,
     LocalStages,
     TranscribeFn,
     VevoInputError,
     VevoOrchestrator,
-    ar_limits_for,
 )
 from models.vevo.vocoder import VevoVocoder, build_vocoder, load_vocoder
 from models.weights import ResolvedWeights
@@ -208,7 +205,7 @@ class VevoPipeline:
         device: str | torch.device = "cpu",
         weights_kind: str = "custom",
         note: str = "",
-        ar_limits: ARLimits = AR_LIMITS,
+        ar_limits: ARLimits | None = None,
     ) -> None:
         tokenizer = (hubert, content_tokenizer, contentstyle_tokenizer)
         if any(c is None for c in tokenizer) and any(c is not None for c in tokenizer):
@@ -228,7 +225,8 @@ class VevoPipeline:
         """``"pretrained"``, ``"tiny"`` or ``"custom"`` (built by hand)."""
         self.note = note
         """Where the weights come from; user-safe."""
-        self.ar_limits = ar_limits
+        self.ar_limits: ARLimits | None = ar_limits if ar_limits is not None else self._held_ar_limits()
+        """How long the AR may run: the AR models' own (their configs'), unless given; None without an AR."""
         self._check_consistency()
 
     # ------------------------------------------------------------------------------------------
@@ -266,8 +264,7 @@ class VevoPipeline:
             g2p = g2p_data if isinstance(g2p_data, G2P) else G2P(g2p_data)
         components = _load_parts(parts, found if kind == "pretrained" else None, seed=seed, device=device,
                                  dtype=dtype)
-        return cls(**components, g2p=g2p, transcriber=transcriber, device=device, weights_kind=kind, note=note,
-                   ar_limits=ar_limits_for(kind))
+        return cls(**components, g2p=g2p, transcriber=transcriber, device=device, weights_kind=kind, note=note)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -282,8 +279,14 @@ class VevoPipeline:
             raise RuntimeError(f"this Vevo pipeline was built without its {', '.join(map(repr, missing))} part "
                                f"(it holds: {', '.join(self.parts) or 'nothing'})")
 
+    def _held_ar_limits(self) -> ARLimits | None:
+        held = [ar.config.limits for ar in (self.ar_vc, self.ar_tts) if ar is not None]
+        return held[0] if held else None
+
     def _check_consistency(self) -> None:
         problems = []
+        if self.ar_vc is not None and self.ar_tts is not None and self.ar_vc.config.limits != self.ar_tts.config.limits:
+            problems.append("ar_vc and ar_tts carry different AR limits (one tiny, one official?)")
         mel = self.mel_frontend
         if mel.sample_rate != SAMPLE_RATE or mel.hop_size != HOP:
             problems.append(f"the mel runs at {mel.sample_rate} Hz with hop {mel.hop_size}, "
@@ -452,7 +455,8 @@ class VevoPipeline:
     def orchestrator(self) -> VevoOrchestrator:
         """The orchestration the tasks run (the same one the served pipeline runs over its
         component deployments)."""
-        return VevoOrchestrator(self.g2p, ar_limits=self.ar_limits, codebook_size=self.codebook_size)
+        limits = AR_LIMITS if self.ar_limits is None else self.ar_limits  # no AR here: unused
+        return VevoOrchestrator(self.g2p, ar_limits=limits, codebook_size=self.codebook_size)
 
     def _stages(self, task: str, on_progress: ProgressFn | None) -> InlineStages:
         self._part(*TASK_PARTS[task])

@@ -73,9 +73,10 @@ reference computes the same tokens twice).
 sees one 30 s window; beyond it, its features repeat the last frame). Sources may be longer (the
 Whisper features are taken in 30 s windows) up to ``max_source_seconds``.
 
-**AR length for tiny weights**: random weights practically never sample the EOS, so the tiny
-profile (``ar_length_bound``) also caps the new tokens at the source's expected count: its ``"ar"``
-output then has the source's length too (plus the reference-prompt rounding).
+**AR length for tiny weights**: random weights practically never sample the EOS, so the tiny AR's
+config (``length_bound``, the pipeline's ``ar_length_bound``) also caps the new tokens at the
+source's expected count: its ``"ar"`` output then has the source's length too (plus the
+reference-prompt rounding).
 
 **Stage requests** of the generating stages (``ar``, ``fm``) are dicts of arrays and settings plus
 ``seed`` and ``rng``; answers are dicts with the result and the new ``rng``. **Randomness**: one
@@ -142,8 +143,6 @@ AR_MIN_NEW_TOKENS = 50
 AR_MAX_LENGTH = 2000
 #: AR tokens between progress reports (0.8 s of 12.5 Hz content-style tokens).
 AR_PROGRESS_EVERY = 10
-#: The tiny profile's cap on new AR tokens, per expected source token.
-TINY_AR_LENGTH_BOUND = 1.0
 
 MIN_SECONDS = 0.5                  # source and reference
 SILENCE_RMS = 1e-4                 # -80 dBFS
@@ -339,6 +338,13 @@ class LocalStages:
 
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
+
+    @property
+    def facts(self) -> dict:
+        """What a caller running the orchestrator over these stages needs to know: ``ar_length_bound``,
+        the cap on new AR tokens per expected source token of the AR this part holds (None: no cap,
+        or no AR here)."""
+        return {"ar_length_bound": self.pipeline.ar_length_bound}
 
     def transcribe(self, wav24k, language: str | None) -> dict:
         heard = self.pipeline.transcribe(float32(wav24k).reshape(-1), language)

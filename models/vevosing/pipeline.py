@@ -75,7 +75,6 @@ from models.vevosing.orchestration import (  # noqa: F401  (re-exported: the pip
     MODES,
     SAMPLE_RATE,
     STAGES,
-    TINY_AR_LENGTH_BOUND,
     DEFAULT_MAX_SOURCE_SECONDS,
     InlineStages,
     InputTooLongError,
@@ -389,6 +388,12 @@ class VevoSingPipeline:
     # properties
 
     @property
+    def ar_length_bound(self) -> float | None:
+        """The AR's cap on new tokens per expected source token, from its config (the tiny AR's 1.0;
+        None: no cap beyond ``max_length``, or no AR here)."""
+        return None if self.ar is None else self.ar.config.length_bound
+
+    @property
     def sample_rate(self) -> int:
         """Input and output sample rate (24 kHz)."""
         return SAMPLE_RATE
@@ -523,7 +528,7 @@ class VevoSingPipeline:
         component deployments)."""
         return VevoSingOrchestrator(
             self.g2p, transcribes=self.transcriber is not None,
-            ar_length_bound=TINY_AR_LENGTH_BOUND if self.weights_kind == "tiny" else None,
+            ar_length_bound=self.ar_length_bound,
             max_source_seconds=self.max_source_seconds,
         )
 
