@@ -1,24 +1,10 @@
-"""Building MaskGCT's codecs and loading the official weights into them.
+"""Building MaskGCT's codecs and loading their official weights (``amphion/MaskGCT``).
 
-Official files (Hugging Face ``amphion/MaskGCT``, safetensors, fp32; the names are those
-``models/tts/maskgct/maskgct_inference.py`` downloads and loads with
-``safetensors.torch.load_model``, which is strict):
-
-========================================  =====================================  ==========
-file                                      module                                  size
-========================================  =====================================  ==========
-``semantic_codec/model.safetensors``      RepCodec (:class:`SemanticCodec`)       177 MB
-``acoustic_codec/model.safetensors``      :class:`CodecEncoder`                   170 MB
-``acoustic_codec/model_1.safetensors``    :class:`CodecDecoder` (RVQ + Vocos)     513 MB
-========================================  =====================================  ==========
-
-The configuration is not in that repo (it lives in Amphion's ``maskgct.json``); the official one
-is :data:`models.maskgct.configs.OFFICIAL_MASKGCT_CODECS`.
-
-Loading is strict: a missing, unexpected or mis-shaped key raises :class:`CheckpointError` naming
-the keys (and saying when the file looks like the other half of the acoustic codec). Weight-normed
-convs keep the official ``weight_g`` / ``weight_v`` keys (plain ``weight`` keys, from a model saved
-after ``remove_weight_norm``, are converted); for inference the effective weights are folded once.
+``build_*``: a module from a config and a state dict (None: seeded random weights), in eval mode
+with weight norm folded. ``load_*``: from a folder laid out like the official repository, or a
+weights file. Loading is strict: :class:`CheckpointError` names missing, unexpected and
+mis-shaped keys, and says when a file looks like another component's. The official files and
+configurations are described in ``models/maskgct/README.md``.
 """
 
 from __future__ import annotations

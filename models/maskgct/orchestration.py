@@ -1,30 +1,14 @@
 """MaskGCT's orchestration, once, for every way of running the stages.
 
-:class:`MaskGCTOrchestrator` holds everything :meth:`MaskGCTPipeline.generate
-<models.maskgct.pipeline.MaskGCTPipeline.generate>` does between the model stages: input checks,
-prompt alignment, target-length estimation, sentence splitting, cumulative progress, randomness,
-joining with fades. The stages themselves are coroutines behind the :class:`MaskGCTStages`
-protocol, with numpy arrays in and out (int64 tokens and codes, float32 audio; never torch
-tensors), so the same orchestration runs
+:class:`MaskGCTOrchestrator` does everything between the model stages: input checks, prompt
+alignment, target lengths, sentence splitting, cumulative progress, randomness, joining with fades.
+The stages are coroutines behind :class:`MaskGCTStages` (numpy in and out: int64 tokens and codes,
+float32 audio), so the same orchestration runs in process (:class:`InlineStages` over a pipeline's
+:class:`LocalStages`, driven by :func:`models.core.stages.run_inline`) and across deployments (the
+protocol over handles to the component deployments, each running :class:`LocalStages`).
 
-* in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
-  calls) and :func:`models.core.stages.run_inline` drives the coroutine without an event loop (it
-  never suspends);
-* across Ray Serve deployments: ``deployments/maskgct.py`` implements the protocol with
-  DeploymentHandles to the component deployments, each of which runs :class:`LocalStages` on its
-  own component.
-
-**Requests of the generating stages** (``text_to_semantic`` / ``semantic_to_acoustic``) are dicts:
-the arrays, the decoding settings, ``seed``, ``rng`` (the random state so far, see below) and
-``progress`` (``{"offset": o, "total": t}``: step ``s`` of this call is reported as ``o + s`` of
-``t``, so that counts run on over text pieces). Answers are dicts: ``tokens`` / ``codes`` and the
-new ``rng``.
-
-**Randomness**: one ``torch.Generator`` feeds every draw of a call. Its state travels between the
-stages (:func:`models.core.stages.stage_generator`): the first stage that draws seeds a generator on
-its device with ``seed``, every later one restores the state it is handed and returns the advanced
-state. In process, and across deployments on the same kind of device, that is the very same stream
-of draws, hence the same audio for the same seed.
+Requests and answers of the generating stages, randomness, lengths and errors:
+``models/maskgct/README.md``.
 """
 
 from __future__ import annotations
