@@ -1,20 +1,9 @@
 """Configurations of Vevo's front ends, tokenizers and vocoder, parsed from the official files.
 
-Amphion keeps these in its code repository, not in the Hugging Face repo ``amphion/Vevo`` (which holds
-only weights), so the official values are also written out here (commit d3de90f):
-
-* ``models/vc/vevo/config/Vocoder.json``: ``preprocess`` = the 24 kHz mel (:class:`VevoMelConfig`, with the
-  ``mel_mean`` / ``mel_var`` normalisation) and ``model.vocos`` = the vocoder (:class:`VocosVocoderConfig`).
-  Vevo1.5's ``models/svc/vevosing/config/vocoder.json`` has the same two blocks with the same values.
-* ``models/vc/vevo/config/hubert_large_l18_c32.yaml``: the constructor arguments of ``VevoRepCodec``, the
-  vq32 content tokenizer (:class:`ContentTokenizerConfig`).
-* ``models/vc/vevo/config/Vq8192ToMels.json`` ``model.repcodec`` (the AR configs carry the same block as
-  ``model.output_repcodec``): the vq8192 content-style tokenizer, a RepCodec with MaskGCT's semantic-codec
-  architecture, so it parses into :class:`models.maskgct.configs.SemanticCodecConfig`.
-
-Reading rules follow the reference: the mel keys are all required (``build_mel_model`` reads each one),
-the vocoder and RepCodec keys fall back to the constructor defaults, and the YAML is splatted into
-``VevoRepCodec(**conf)`` so an unknown key is an error there and here.
+The official values are written out here (:data:`OFFICIAL_VOCODER_JSON`,
+:data:`OFFICIAL_CONTENT_TOKENIZER_YAML`, :data:`OFFICIAL_CONTENTSTYLE_REPCODEC`), since Amphion keeps
+them in its code repository, not with the weights. ``parse_*`` apply the reference's reading rules
+(see ``models/vevo/README.md``); a configuration they cannot use is a :class:`ConfigError`.
 """
 
 from __future__ import annotations

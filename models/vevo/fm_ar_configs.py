@@ -1,28 +1,13 @@
-"""Configurations of the Vevo / Vevo1.5 (VevoSing) AR content-style and flow-matching transformers.
+"""Configurations of the Vevo / Vevo1.5 (VevoSing) AR content-style and flow-matching transformers,
+and the AR's length limits.
 
-Amphion keeps these configs in its code repository, not in the Hugging Face weights repos:
-
-==========================  ================================================  =========================
-official checkpoint         config in open-mmlab/Amphion                       section used here
-==========================  ================================================  =========================
-``Vq32ToVq8192``            ``models/vc/vevo/config/Vq32ToVq8192.json``        ``model`` (AR + VC/TTS flags)
-``PhoneToVq8192``           ``models/vc/vevo/config/PhoneToVq8192.json``       ``model``
-``Vq8192ToMels``            ``models/vc/vevo/config/Vq8192ToMels.json``        ``model.flow_matching_transformer``
-``ar_emilia101k_*``         ``models/svc/vevosing/config/ar_emilia101k_*.json``  ``model``
-``fm_emilia101k_*``         ``models/svc/vevosing/config/fm_emilia101k_*.json``  ``model.flow_matching_transformer``
-==========================  ================================================  =========================
-
-The files are json5 (comments, trailing commas); :func:`read_config_file` accepts that. Parsers take
-the whole file, its ``model`` object or the model's own section. The official values are also
-constants here (:data:`OFFICIAL_CHECKPOINTS`), so the service needs no config file at all; the
-unit tests build them on the meta device and compare every key and shape with the parity fixtures'
-``official_keys.json``.
-
-Fixed in Amphion's code (HF ``LlamaConfig`` defaults it never overrides): RMSNorm eps 1e-6, RoPE theta
-10000, no attention bias, untied ``lm_head``, 20 spare vocabulary slots in the AR. ``cfg_scale``,
-``sigma`` and ``time_scheduler`` of the FM configs are TRAINING settings (``cfg_scale`` is the
-probability of dropping prompt and condition, not the inference guidance weight); they are kept
-only so a config round-trips.
+:data:`OFFICIAL_CHECKPOINTS` holds every released checkpoint's weights file and configuration, so the
+service needs no config file; ``parse_*`` read Amphion's json5 files (the whole file, its ``model``
+object or the section; :func:`read_config_file`), ``tiny_*`` give the small profiles.
+:class:`ARLimits` is carried by :class:`VevoARConfig` (``limits``) and Vevo1.5's cap by
+:class:`VevoSingARConfig` (``length_bound``): the tiny configs carry the tiny ones, official and
+parsed configs the reference's. Where the files live and what is fixed in Amphion's code:
+``models/vevo/README.md``.
 """
 
 from __future__ import annotations

@@ -1,74 +1,16 @@
 """Vevo's orchestration, once, for every way of running its stages (timbre, style and voice
 conversion, TTS).
 
-:class:`VevoOrchestrator` holds everything the reference's ``VevoInferencePipeline`` does between its
-models (``inference_fm`` and ``inference_ar_and_fm`` of ``models/vc/vevo/vevo_utils.py``): input
-checks, the 24 kHz -> 16 kHz resampling, which recording feeds which model, the prompt
-concatenations, the AR length budget, progress and randomness. The model stages are coroutines
-behind the :class:`VevoStages` protocol, with numpy in and out (int64 tokens, float32 audio and
-mels; never torch tensors), so the same orchestration runs
+:class:`VevoOrchestrator` does everything the reference's ``VevoInferencePipeline`` does between its
+models: input checks, the 24 kHz -> 16 kHz resampling, which recording feeds which model, prompt
+concatenations, the AR length budget (:func:`ar_new_tokens` under the AR's ``ARLimits``), progress
+and randomness. The stages are coroutines behind :class:`VevoStages` (numpy in and out), so the
+same orchestration runs in process (:class:`InlineStages` over a pipeline's :class:`LocalStages`,
+driven by :func:`models.core.stages.run_inline`) and across deployments (the protocol over handles
+to the component deployments). Input errors are :class:`VevoInputError` and its subclasses, raised
+before any model runs where no model output is needed to tell.
 
-* in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
-  calls) and :func:`~models.core.stages.run_inline` drives the coroutine without an event
-  loop (it never suspends);
-* across Ray Serve deployments: a deployment implements the protocol over DeploymentHandles to the
-  component deployments, each of which runs :class:`LocalStages` on its own part.
-
-**The tasks** (``source`` is the recording to convert; every recording is mono 24 kHz float32):
-
-===============  =======================  ==========================  ================================
-task             AR input (content)       AR style prompt             FM timbre prompt
-===============  =======================  ==========================  ================================
-:meth:`timbre`   (no AR: the source's     -                           reference
-                 vq8192 tokens)
-:meth:`style`    vq32 of reference ‖      vq8192 of the reference     source
-                 source (Vq32ToVq8192)
-:meth:`voice`    ``"ar"``: as style       vq8192 of the reference     reference
-                 ``"fm"``: as timbre
-:meth:`tts`      ``"ar"``: phones of      vq8192 of the reference     reference
-                 reference text ‖ text    (cut to what its transcript
-                 (PhoneToVq8192)          covers)
-                 ``"fm"``: phones of      none (the AR starts from    reference
-                 text                     its output BOS)
-===============  =======================  ==========================  ================================
-
-As in the reference: the 16 kHz audio is torchaudio's resampling of the 24 kHz audio; the vq32
-input of the VC AR is the tokens of the CONCATENATED 16 kHz style reference and source (one HuBERT
-pass, one waveform normalisation), consecutive repeats collapsed; the FM condition is
-``[timbre-reference vq8192 ‖ target vq8192]`` and its prompt the timbre reference's normalised mel.
-
-**Deviations, for exact durations.** HuBERT's 400-sample window gives one token fewer than the mel
-has frames for about a quarter of all lengths (every whole number of seconds among them); the
-reference then leaves the prompt mel a frame longer than the prompt's tokens, which shortens its
-output by a frame and shifts the condition against the prompt by one. Here the
-timbre reference's tokens and mel are cut to their common length, and for timbre-only conversion
-the source's tokens are extended (last token repeated, at most one frame) to the source's mel frame
-count, ``floor(samples / 480)``: the output has exactly that many frames, so it is at most one
-480-sample frame shorter than the source. Generated tokens outside the FM's code range (the
-reference samples the AR's whole vocabulary and would fail on them) are dropped.
-
-**AR length** (:class:`~models.vevo.fm_ar_configs.ARLimits`, carried by the AR's config): the
-reference's HF ``max_length`` of 2000 counts the whole sequence, ``[in_BOS, inputs, in_EOS, out_BOS,
-style prompt]`` included; a request whose prompt leaves no room is a :class:`InputTooLongError`. The
-tiny AR's random weights practically never sample the output EOS, so its limits also cap the new
-tokens in proportion to the source's frames (VC) or the text's phones (TTS) and sample output ids
-only (``output_only``): its durations are then deterministic and follow the input.
-
-**Stage requests** of the generating stages (``ar_vc``, ``ar_tts``, ``flow_matching``) are dicts
-of the arrays and settings plus ``seed`` and ``rng``; answers are dicts with the result and the new
-``rng``. **Randomness**: one ``torch.Generator`` feeds every draw of a call (AR sampling, then the
-FM's initial noise); its state travels between the stages (see
-:func:`models.core.stages.stage_generator`), so a seed gives the same audio in process and
-across deployments on the same kind of device.
-
-**Progress**: ``on_progress(stage, step, total)`` with the stages of :data:`STAGES`: once per call
-of the one-shot stages, every :data:`AR_PROGRESS_EVERY` AR tokens and when the AR stops (``total``
-= the most tokens it may make; the last step is the number made), once per FM step.
-
-**Errors** the caller should turn into 4xx responses are :class:`VevoInputError` (a ``ValueError``)
-and its subclasses (:class:`UnsupportedLanguageError` is also the G2P's ``UnsupportedLanguage``);
-their messages are user-safe. Every check that needs no model output runs before any model does;
-the AR length check needs the token counts, a transcript's checks the transcript.
+The tasks, how they differ from the reference, progress and randomness: ``models/vevo/README.md``.
 """
 
 from __future__ import annotations

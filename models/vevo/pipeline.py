@@ -1,35 +1,15 @@
 """Vevo end to end (amphion/Vevo): timbre, style and voice conversion, and TTS, 24 kHz in and out.
 
-The components and the stage methods that run them (each stage a method, so that a serving layer
-can put each part on its own deployment):
+:class:`VevoPipeline` holds the components by part (``tokenizer``, ``ar_vc``, ``ar_tts``, ``fm``,
+``vocoder``, ``g2p``; possibly only some) and runs one stage per method, numpy in and out, so that a
+serving layer can put each part on its own deployment. The tasks (:meth:`~VevoPipeline.timbre`,
+:meth:`~VevoPipeline.style`, :meth:`~VevoPipeline.voice`, :meth:`~VevoPipeline.tts`) run
+:class:`~models.vevo.orchestration.VevoOrchestrator` over its own stages. ``ar_limits`` is its ARs'
+own (from their configs).
 
-================  ==========================================  ========================================
-part              components                                  stage methods (numpy in and out)
-================  ==========================================  ========================================
-``tokenizer``     HuBERT-large layer 18, the vq32 content     :meth:`VevoPipeline.content_tokens`,
-                  tokenizer, the vq8192 content-style          :meth:`VevoPipeline.contentstyle_tokens`
-                  tokenizer (+ HuBERT feature statistics)      (16 kHz audio -> ids)
-``ar_vc``         AR Vq32ToVq8192                             :meth:`VevoPipeline.content_style` ("vc")
-``ar_tts``        AR PhoneToVq8192                            :meth:`VevoPipeline.content_style` ("tts")
-``fm``            flow matching Vq8192ToMels + the mel        :meth:`VevoPipeline.flow_matching`,
-                  front end                                    :meth:`VevoPipeline.mel`
-``vocoder``       Vocos                                       :meth:`VevoPipeline.vocode`
-``g2p``           MaskGCT's G2P (TTS phone ids)               -
-================  ==========================================  ========================================
-
-The tasks (:meth:`~VevoPipeline.timbre`, :meth:`~VevoPipeline.style`, :meth:`~VevoPipeline.voice`,
-:meth:`~VevoPipeline.tts`) run :class:`models.vevo.orchestration.VevoOrchestrator` over this
-pipeline's own stages, synchronously; the served pipeline runs the same orchestration over its
-component deployments. Defaults, deviations, progress and errors: see that module.
-
-**Weights**: :meth:`VevoPipeline.from_weights` resolves the entries of
-:data:`models.vevo.official.OFFICIAL_FILES`. ``"tiny"`` builds every component small with seeded
-weights and the official interfaces (32-d HuBERT with HuBERT-large's strides, 32 vq32 codes, 8192
-vq8192 codes, official AR vocabularies, 128-bin 24 kHz mel, hop 480); the tiny ARs' configs carry
-the tiny AR limits (:data:`~models.vevo.fm_ar_configs.TINY_AR_LIMITS`). Parts are never mixed: in
-``"auto"`` mode one missing official file (HuBERT's checkpoint and statistics included, which are
-not on the hub) makes the whole pipeline tiny. ``parts=`` loads only some parts (what each component
-deployment does).
+:meth:`~VevoPipeline.from_weights` builds it from the official files (``"pretrained"``), small seeded
+stand-ins (``"tiny"``) or whichever is on this machine (``"auto"``; never a mix). Parts, tasks and
+weights: ``models/vevo/README.md``.
 """
 
 from __future__ import annotations
