@@ -1,41 +1,15 @@
 """VevoSing (Vevo1.5) singing voice conversion for ``/api/svc/vevosing``: a source song + a reference
 voice -> 24 kHz singing in the reference's timbre (``"fm"``) or re-sung in its style (``"ar"``).
 
-The stages, each a method (and its part) so that a serving layer can put each part on its own
-deployment; in the order they run, with their progress names:
+:class:`VevoSingPipeline` holds the components by part (``content_style``, ``prosody``, ``ar``,
+``fm``, ``vocoder``, ``g2p``, ``asr``; possibly only some) and runs one stage per method, so that a
+serving layer can put each part on its own deployment; :meth:`~VevoSingPipeline.convert` runs
+:class:`~models.vevosing.orchestration.VevoSingOrchestrator` over them. ``ar_length_bound`` is its
+AR's own cap (from the AR's config). :func:`pitch_shift` is the key shift of ``use_shifted_src``.
 
-* ``pitch`` (orchestrator, ``use_shifted_src`` only): median F0s -> semitones;
-* ``asr``: :meth:`VevoSingPipeline.transcribe` (part ``asr``, optional): the lyrics and the
-  reference's transcript, when not given (``"ar"``);
-* ``g2p`` (orchestrator, part ``g2p``): reference transcript ‖ lyrics -> phone ids (``"ar"``);
-* ``content_style``: :meth:`~VevoSingPipeline.content_style_tokens` (``content_style``): 24 kHz ->
-  Whisper-medium features of the 16 kHz resampling + 24-bin chromagram -> Coco ids, 12.5 Hz;
-* ``prosody``: :meth:`~VevoSingPipeline.prosody_tokens` (``prosody``): 24 kHz -> chromagram -> Coco
-  style ids, 6.25 Hz (``"ar"``);
-* ``ar``: :meth:`~VevoSingPipeline.generate_content_style` (``ar``): phones + style ids + prompt ids ->
-  content-style ids (``"ar"``);
-* ``mel``: :meth:`~VevoSingPipeline.mel` (``vocoder``): the reference's normalised mel, the FM prompt;
-* ``fm``: :meth:`~VevoSingPipeline.flow_matching` (``fm``): ids -> 50 Hz mel in the reference's timbre;
-* ``vocoder``: :meth:`~VevoSingPipeline.vocode` (``vocoder``): mel -> ``T * 480`` samples at 24 kHz.
-
-What each mode does, the defaults (FM 32 steps, CFG 1.0 / 0.75; AR temperature 0.8, top-k 50, top-p
-0.9), lengths, randomness, progress and errors are described in
-:mod:`models.vevosing.orchestration`, whose :class:`~models.vevosing.orchestration.VevoSingOrchestrator`
-:meth:`VevoSingPipeline.convert` runs over this pipeline's own stages (the served pipeline runs it
-over its component deployments).
-
-**Weights**: :meth:`VevoSingPipeline.from_weights` resolves the entries of
-:data:`models.vevosing.official.OFFICIAL_FILES` its parts need (``variant`` picks the AR and FM
-checkpoints, ``singnet7k`` as the reference's scripts, or ``sing0.4k``). ``"tiny"`` builds every
-component small with seeded weights and the official token spaces, rates and mel size. Components
-are never mixed: in ``"auto"`` mode one missing official file makes the whole pipeline tiny.
-``parts=`` loads only some components (what each component deployment does; :func:`resolve_parts`
-keeps separately loaded parts consistent). The ASR part (``openai/whisper-large-v3-turbo``, the
-shared ``WhisperASR`` deployment's model when served) is resolved on its own and is not loaded unless
-asked for.
-
-:func:`pitch_shift` is the key shift of ``use_shifted_src`` (how it compares with the reference's
-librosa call: see :mod:`models.vevosing.orchestration`).
+:meth:`~VevoSingPipeline.from_weights` builds it from the official files (``"pretrained"``; ``variant``
+picks the AR and FM checkpoints), small seeded stand-ins (``"tiny"``) or whichever is on this machine
+(``"auto"``; never a mix). Stages, modes and weights: ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
