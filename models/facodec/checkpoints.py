@@ -1,21 +1,10 @@
 """Building FACodec's encoder and decoder and loading the official state dicts into them.
 
-The official files are plain ``torch.save`` state dicts read with ``torch.load(weights_only=True,
-map_location="cpu")`` (:func:`models.core.checkpoints.load_state_dict_file`), then loaded
-strictly: a missing, unexpected or mis-shaped key raises :class:`CheckpointError` naming the keys.
-Two things are adapted first:
-
-* the decoder file's training-only heads (``f0_predictor.``, ``phone_predictor.``,
-  ``res_f0_predictor.``, ``res_phone_predictor.``, ``x_timbre_predictor.`` officially; the set follows
-  from the config, :func:`models.facodec.configs.training_only_prefixes`) are dropped: they are not
-  built, since nothing at inference uses them (the last one alone is a 63 M-parameter Linear);
-* plain ``<layer>.weight`` entries of weight-normed layers (a model saved after
-  ``remove_weight_norm``) become ``weight_g`` / ``weight_v``.
-
-Buffers are loaded from the files like parameters: the alias-free activations' 12-tap filters and
-the timbre encoder's sinusoid table ``timbre_encoder.position_emb.pe`` (both are also recomputed
-identically when the modules are built, which is what tiny builds use). For inference the effective
-weight-norm weights are folded once.
+:func:`build_facodec_encoder` / :func:`build_facodec_decoder`: a module from the config and a state
+dict (None: seeded random weights), in eval mode with weight norm folded. Loading is strict
+(:class:`CheckpointError` names the keys, and says when the two files were swapped); the decoder
+file's training-only heads are dropped first (:func:`drop_training_heads`). What is adapted and what
+tiny weights look like: ``models/facodec/README.md``.
 """
 
 from __future__ import annotations
