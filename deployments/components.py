@@ -29,13 +29,14 @@ ASR = "WhisperASR"
 
 class PartService(ModelService):
     """One part of a pipeline. Subclasses say how to load the family's pipeline with one part
-    (:meth:`_load_part`) and wrap it in the family's ``LocalStages`` (:meth:`_stages`). ``stages``
-    (from the part's declaration) are what callers may run, empty = any; ``generating`` those that
-    take ``(request, emit)``; ``input_errors`` the family's. ``part_label`` names it in details."""
+    (:meth:`_load_part`) and name the family's ``local_stages`` class (numpy-in, numpy-out stages
+    over a pipeline; its ``GENERATING`` stages take ``(request, emit)``) and ``input_errors``.
+    ``stages`` (from the part's declaration) are what callers may run, empty = any.
+    ``part_label`` names it in details."""
 
     family = ""
     part_label = ""
-    generating: frozenset[str] = frozenset()
+    local_stages: type = type(None)
     input_errors: tuple[type[Exception], ...] = ()
 
     def __init__(self, part: str, stages: tuple[str, ...] = (), **loading):
@@ -46,12 +47,9 @@ class PartService(ModelService):
 
     def _load(self, loading: Loading) -> Loaded:
         pipeline = self._load_part(self.part, loading)
-        return Loaded(self._stages(pipeline), pipeline.weights_kind, getattr(pipeline, "note", "") or "")
+        return Loaded(self.local_stages(pipeline), pipeline.weights_kind, getattr(pipeline, "note", "") or "")
 
     def _load_part(self, part: str, loading: Loading):
-        raise NotImplementedError
-
-    def _stages(self, pipeline):
         raise NotImplementedError
 
     @property
@@ -60,7 +58,8 @@ class PartService(ModelService):
         return None if self.loaded is None else self.loaded.model.pipeline
 
     def _facts(self) -> dict:
-        return {"part": self.part}
+        """The part's name, plus what its ``LocalStages.facts()`` says callers need (AR limits, say)."""
+        return {"part": self.part, **getattr(self.loaded.model, "facts", {})}
 
     def _checked(self, fn: Callable, *args):
         try:
@@ -79,7 +78,7 @@ class PartService(ModelService):
 
     async def generate(self, stage: str, request: dict) -> dict:
         """A generating stage; progress events go to ``request["task_id"]``."""
-        if stage not in self.generating:
+        if stage not in self.local_stages.GENERATING:
             raise ModelUnavailable(f"{self.label}: {stage!r} is not a generating stage")
         method = self._method(stage)
         emit = self.reporter(request.get("task_id")).emitter()
@@ -158,15 +157,15 @@ class PipelineService(ModelService):
 
     ``components``: deployment name -> handle (or a :class:`~deployments.topology.PartRecipe`, built
     here: the family's inline switch). ``parts`` are the family's part declarations (stages per
-    deployment), ``generating`` its generating stages. The entry's own load (:meth:`_load`) is
+    deployment), ``local_stages`` its stages class (whose ``GENERATING`` stages report progress). The entry's own load (:meth:`_load`) is
     what it needs besides the parts (G2P data, or nothing); it is ready when that and every part is.
     """
 
     parts: tuple[Part, ...] = ()
-    generating: frozenset[str] = frozenset()
+    local_stages: type = type(None)
 
     def __init__(self, components: Mapping | None = None, **loading):
-        self._part_kind: str | None = None
+        self._described: dict[str, dict] | None = None
         super().__init__(**loading)
         inline = {k: v for k, v in loading.items() if k in LOADING_ARGS}
         self.components = {name: (c.build(inline, self.store) if isinstance(c, PartRecipe) else c)
@@ -179,13 +178,17 @@ class PipelineService(ModelService):
         """The parts this entry calls (shared ones included), in declaration order."""
         return tuple(p.name for p in self.parts if p.name in self.components)
 
-    async def _parts_kind(self) -> str:
-        """The parts' weights kind (asked once, when they all answer)."""
-        if self._part_kind is None:
+    async def part_facts(self) -> dict[str, dict]:
+        """Each part's ``describe()`` (asked once, when they all answer): weights kind and facts."""
+        if self._described is None:
             calls = PartHandles(self.components, {}, frozenset(), None, self.label)
-            described = await asyncio.gather(*(calls.call(n, "describe") for n in self._part_names()))
-            self._part_kind = joined_kind(d.get("weights") for d in described) or ""
-        return self._part_kind
+            names = self._part_names()
+            self._described = dict(zip(names, await asyncio.gather(*(calls.call(n, "describe") for n in names))))
+        return self._described
+
+    async def _parts_kind(self) -> str:
+        """The parts' weights kind."""
+        return joined_kind(d.get("weights") for d in (await self.part_facts()).values()) or ""
 
     async def describe(self) -> dict:
         self._require()
@@ -198,7 +201,8 @@ class PipelineService(ModelService):
         return summarize_info(infos, own)
 
     def handles(self, task_id: str | None) -> PartHandles:
-        return PartHandles(self.components, stage_owners(self.parts), self.generating, task_id, self.label)
+        return PartHandles(self.components, stage_owners(self.parts), self.local_stages.GENERATING, task_id,
+                           self.label)
 
     async def asr(self, method: str, *args) -> dict:
         """Call the shared speech-recognition deployment (``prompt`` / ``transcribe``)."""

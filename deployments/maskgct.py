@@ -15,6 +15,7 @@ from deployments.base import Loading
 from deployments.components import ASR, PartService, TextPipelineService
 from deployments.errors import InvalidModelInput
 from deployments.topology import Entry, Family, Part
+from models.maskgct.orchestration import LocalStages, MaskGCTInputError
 
 SAMPLE_RATE = 24000
 
@@ -26,7 +27,6 @@ S2A = "MaskGCTS2A"
 COMPONENTS = (SEMANTIC, ACOUSTIC_CODEC, T2S, S2A)
 #: The demo keeps whole ASR segments until one ends at or after this many seconds of the prompt.
 PROMPT_SECONDS = 4.0
-GENERATING = frozenset({"text_to_semantic", "semantic_to_acoustic"})
 
 
 class MaskGCTPartService(PartService):
@@ -34,13 +34,11 @@ class MaskGCTPartService(PartService):
     whatever ``dtype`` says (ISTFT and VQ distances want it)."""
 
     family = "MaskGCT"
-    generating = GENERATING
+    local_stages = LocalStages
+    input_errors = (MaskGCTInputError,)
     default_part = ""
 
     def __init__(self, part: str | None = None, **loading):
-        from models.maskgct.orchestration import MaskGCTInputError
-
-        self.input_errors = (MaskGCTInputError,)
         super().__init__(part or self.default_part, **loading)
 
     def _load_part(self, part: str, loading: Loading):
@@ -49,10 +47,6 @@ class MaskGCTPartService(PartService):
         return MaskGCTPipeline.from_weights(loading.weights, device=loading.device, dtype=loading.dtype,
                                             parts=(part,), cache_dir=loading.cache_dir)
 
-    def _stages(self, pipeline):
-        from models.maskgct.orchestration import LocalStages
-
-        return LocalStages(pipeline)
 
 
 class W2VBertSemanticService(MaskGCTPartService):
@@ -115,7 +109,7 @@ class MaskGCTService(TextPipelineService):
 
     label = "MaskGCT"
     sample_rate = SAMPLE_RATE
-    generating = GENERATING
+    local_stages = LocalStages
 
     def __init__(self, components=None, **loading):
         self.parts = PARTS
@@ -159,51 +153,8 @@ class MaskGCTService(TextPipelineService):
     async def synthesize(self, payload: dict) -> dict:
         """payload: text, language, reference (float32 24 kHz), reference_text (None: transcribed), target_len,
         n_timesteps, cfg, temperature, seed, subtype, task_id."""
-        from models.maskgct.orchestration import MaskGCTInputError, MaskGCTOrchestrator, in_thread
-        from models.text.g2p import UnsupportedLanguage
-
-        g2p = self._require_g2p()
-        spec = await self._components_spec()
-        task_id = payload.get("task_id")
-        progress = ProgressReporter(self.store, task_id)
-        orchestrator = MaskGCTOrchestrator(g2p, spec["num_quantizers"], offload=in_thread)
-        stages = HandleStages(self.components, task_id)
-        started = time.perf_counter()
-        reference, reference_text = payload["reference"], payload["reference_text"]
-        reference_language = None
-        if reference_text is None:
-            reference, reference_text, reference_language = await self._transcribed_prompt(stages, reference, progress)
-        try:
-            wave = await orchestrator.generate(
-                stages,
-                text=payload["text"],
-                language=payload["language"],
-                reference_wav_24k=reference,
-                reference_text=reference_text,
-                reference_language=reference_language,
-                target_len_s=payload.get("target_len"),
-                n_timesteps=payload.get("n_timesteps", 25),
-                cfg=payload.get("cfg", 2.5),
-                temperature=payload.get("temperature", 0.9),
-                seed=payload.get("seed"),
-                on_progress=lambda stage, step, total: progress.step(stage, step, total),
-            )
-        except UnsupportedLanguage as exc:
-            raise InvalidModelInput(f"language: {exc}") from None
-        except MaskGCTInputError as exc:  # empty text, unusable reference, impossible length
-            raise InvalidModelInput(str(exc)) from None
-        wave = np.asarray(wave, dtype=np.float32)
-        wav = await asyncio.to_thread(encode_wav, wave, SAMPLE_RATE, payload.get("subtype", "PCM_16"))
-        return {"wav": wav, "sample_rate": SAMPLE_RATE, "duration": len(wave) / SAMPLE_RATE,
-                "weights": spec["weights"], "compute_s": time.perf_counter() - started}
-
-
-    async def synthesize(self, payload: dict) -> dict:
-        """payload: text, language, reference (float32 24 kHz), reference_text (None: transcribed), target_len,
-        n_timesteps, cfg, temperature, seed, subtype, task_id."""
         from models.core.stages import in_thread
-        from models.maskgct.orchestration import CFG, T2S_STEPS, T2S_TEMPERATURE, MaskGCTInputError, \
-            MaskGCTOrchestrator
+        from models.maskgct.orchestration import CFG, T2S_STEPS, T2S_TEMPERATURE, MaskGCTOrchestrator
         from models.text.g2p import UnsupportedLanguage
 
         g2p = self.g2p()

@@ -16,20 +16,16 @@ from ray import serve
 from deployments.base import Loading
 from deployments.components import ASR, PartService, TextPipelineService
 from deployments.topology import Entry, Family, Part
+from models.vevo.orchestration import LocalStages, VevoInputError
 
 SAMPLE_RATE = 24000
-GENERATING = frozenset({"ar_vc", "ar_tts", "flow_matching"})
+AR_VC, AR_TTS = "VevoARVC", "VevoARTTS"
 
 
 class VevoPartService(PartService):
     family = "Vevo"
-    generating = GENERATING
-
-    def __init__(self, part: str, **loading):
-        from models.vevo.orchestration import VevoInputError
-
-        self.input_errors = (VevoInputError,)
-        super().__init__(part, **loading)
+    local_stages = LocalStages
+    input_errors = (VevoInputError,)
 
     def _load_part(self, part: str, loading: Loading):
         from models.vevo.pipeline import VevoPipeline
@@ -37,10 +33,6 @@ class VevoPartService(PartService):
         return VevoPipeline.from_weights(loading.weights, device=loading.device, dtype=loading.dtype, parts=(part,),
                                          cache_dir=loading.cache_dir)
 
-    def _stages(self, pipeline):
-        from models.vevo.orchestration import LocalStages
-
-        return LocalStages(pipeline)
 
 
 class VevoService(TextPipelineService):
@@ -49,20 +41,22 @@ class VevoService(TextPipelineService):
 
     label = "Vevo"
     sample_rate = SAMPLE_RATE
-    generating = GENERATING
+    local_stages = LocalStages
     g2p_required = False
 
     def __init__(self, components=None, **loading):
         self.parts = PARTS
         super().__init__(components, **loading)
 
-    async def _generate(self, payload: dict, run) -> dict:
+    async def _generate(self, payload: dict, run, ar_part: str | None = None) -> dict:
+        """Run one route's orchestration; ``ar_part``: the AR it samples, whose length limits apply."""
         from models.core.stages import in_thread
-        from models.vevo.orchestration import VevoInputError, VevoOrchestrator, ar_limits_for
+        from models.vevo.orchestration import VevoInputError, VevoOrchestrator
 
         async def make(kind, emit):
-            orchestrator = VevoOrchestrator(self.g2p_or_none, ar_limits=ar_limits_for(kind),
-                                            offload=in_thread)
+            limits = (await self.part_facts())[ar_part]["ar_limits"] if ar_part else {}
+            orchestrator = VevoOrchestrator(self.g2p_or_none, offload=in_thread,
+                                            **({"ar_limits": limits} if limits else {}))
             common = dict(flow_matching_steps=payload.get("flow_matching_steps", 32), seed=payload.get("seed"),
                           on_progress=emit)
             return await run(orchestrator, self.handles(payload.get("task_id")), common)
@@ -76,12 +70,12 @@ class VevoService(TextPipelineService):
 
     async def style(self, payload: dict) -> dict:
         return await self._generate(payload, lambda o, stages, common: o.style(
-            stages, payload["source"], payload["reference"], **common))
+            stages, payload["source"], payload["reference"], **common), AR_VC)
 
     async def voice(self, payload: dict) -> dict:
         """payload: as :meth:`timbre`, plus mode (``ar`` / ``fm``)."""
         return await self._generate(payload, lambda o, stages, common: o.voice(
-            stages, payload["source"], payload["reference"], payload.get("mode", "ar"), **common))
+            stages, payload["source"], payload["reference"], payload.get("mode", "ar"), **common), AR_VC)
 
     async def tts(self, payload: dict) -> dict:
         """payload: text, language, reference (float32 24 kHz), mode, reference_text, flow_matching_steps, seed,
@@ -95,7 +89,7 @@ class VevoService(TextPipelineService):
         return await self._generate(payload, lambda o, stages, common: o.tts(
             stages, payload["text"], payload["reference"], payload.get("mode", "fm"),
             reference_text=payload.get("reference_text"), language=payload.get("language", "auto"),
-            transcribe=transcribe, **common))
+            transcribe=transcribe, **common), AR_TTS)
 
 
 _PART_DEFAULTS = dict(max_ongoing_requests=16, health_check_period_s=10, graceful_shutdown_timeout_s=300,
@@ -106,8 +100,8 @@ VevoDeployment = serve.deployment(VevoService, name="Vevo", max_ongoing_requests
 
 PARTS = (
     Part("VevoTokenizer", VevoPartDeployment, {"part": "tokenizer"}, stages=("content_tokens", "contentstyle_tokens")),
-    Part("VevoARVC", VevoPartDeployment, {"part": "ar_vc"}, stages=("ar_vc",)),
-    Part("VevoARTTS", VevoPartDeployment, {"part": "ar_tts"}, stages=("ar_tts",)),
+    Part(AR_VC, VevoPartDeployment, {"part": "ar_vc"}, stages=("ar_vc",)),
+    Part(AR_TTS, VevoPartDeployment, {"part": "ar_tts"}, stages=("ar_tts",)),
     Part("VevoFM", VevoPartDeployment, {"part": "fm"}, stages=("mel", "flow_matching")),
     Part("VevoVocoder", VevoPartDeployment, {"part": "vocoder"}, stages=("vocode",)),
 )

@@ -15,20 +15,16 @@ from ray import serve
 from deployments.base import Loading
 from deployments.components import ASR, PartService, TextPipelineService
 from deployments.topology import Entry, Family, Part
+from models.vevosing.orchestration import LocalStages, VevoSingInputError
 
 SAMPLE_RATE = 24000
-GENERATING = frozenset({"ar", "fm"})
+AR = "VevoSingAR"
 
 
 class VevoSingPartService(PartService):
     family = "VevoSing"
-    generating = GENERATING
-
-    def __init__(self, part: str, **loading):
-        from models.vevosing.orchestration import VevoSingInputError
-
-        self.input_errors = (VevoSingInputError,)
-        super().__init__(part, **loading)
+    local_stages = LocalStages
+    input_errors = (VevoSingInputError,)
 
     def _load_part(self, part: str, loading: Loading):
         from models.vevosing.pipeline import VevoSingPipeline
@@ -36,10 +32,6 @@ class VevoSingPartService(PartService):
         return VevoSingPipeline.from_weights(loading.weights, device=loading.device, dtype=loading.dtype,
                                              parts=(part,), cache_dir=loading.cache_dir)
 
-    def _stages(self, pipeline):
-        from models.vevosing.orchestration import LocalStages
-
-        return LocalStages(pipeline)
 
 
 class VevoSingService(TextPipelineService):
@@ -48,7 +40,7 @@ class VevoSingService(TextPipelineService):
 
     label = "VevoSing"
     sample_rate = SAMPLE_RATE
-    generating = GENERATING
+    local_stages = LocalStages
     g2p_required = False
 
     def __init__(self, components=None, **loading):
@@ -60,14 +52,13 @@ class VevoSingService(TextPipelineService):
         lyrics, seed, subtype, task_id."""
         from models.core.stages import in_thread
         from models.vevosing.orchestration import VevoSingInputError, VevoSingOrchestrator
-        from models.vevosing.pipeline import TINY_AR_LENGTH_BOUND
 
         mode = payload.get("mode", "fm")
         g2p = self.g2p() if mode == "ar" else self.g2p_or_none
 
         async def make(kind, emit):
             orchestrator = VevoSingOrchestrator(g2p, transcribes=ASR in self.components, offload=in_thread,
-                                                ar_length_bound=TINY_AR_LENGTH_BOUND if kind == "tiny" else None)
+                                                ar_length_bound=(await self.part_facts())[AR]["ar_length_bound"])
             return await orchestrator.convert(
                 _SingStages(self.handles(payload.get("task_id")), self), payload["source"], payload["reference"], mode,
                 use_shifted_src=bool(payload.get("use_shifted_src", False)),
@@ -102,7 +93,7 @@ VevoSingDeployment = serve.deployment(VevoSingService, name="VevoSing", max_ongo
 PARTS = (
     Part("VevoSingContentStyle", VevoSingPartDeployment, {"part": "content_style"}, stages=("content_style_tokens",)),
     Part("VevoSingProsody", VevoSingPartDeployment, {"part": "prosody"}, stages=("prosody_tokens",)),
-    Part("VevoSingAR", VevoSingPartDeployment, {"part": "ar"}, stages=("ar",)),
+    Part(AR, VevoSingPartDeployment, {"part": "ar"}, stages=("ar",)),
     Part("VevoSingFM", VevoSingPartDeployment, {"part": "fm"}, stages=("fm",)),
     Part("VevoSingVocoder", VevoSingPartDeployment, {"part": "vocoder"}, stages=("mel", "vocode")),
 )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from deployments.errors import ModelUnavailable
+from models.audio.wav import encode_wav
 from serve_app.app import configure_app, create_app
-from serve_app.audio_io import encode_wav
 from serve_app.backend import LocalBackend
 from serve_app.settings import Settings
 from serve_app.state import LocalStateStore, StateCore

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from models.audio.wav import encode_wav
 from serve_app.audio_io import (
     ACCEPTED_AUDIO,
     InvalidAudio,
     UnsupportedMediaType,
     decode_audio,
-    encode_wav,
     load_npy_mel,
     sniff_format,
     wav_duration,

@@ -16,6 +16,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from models.core.checkpoints import load_state_dict_file
+from models.core.weight_norm import WeightNormConv
 from models.dualcodec import (
     MODEL_IDS,
     CheckpointError,
@@ -37,8 +39,6 @@ from models.dualcodec import (
 from models.dualcodec.configs import OFFICIAL_DUALCODEC_CONFIGS, config_to_reference
 from models.dualcodec.official import CHECKPOINT_FILES, OFFICIAL, STATS_FILE
 from models.dualcodec.semantic import w2v_bert_frames
-from models.vocoders.checkpoints import load_state_dict_file
-from models.vocoders.layers import WeightNormConv
 from models.weights import resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from models.blocks.vocos import ISTFT
+from models.core.weight_norm import WeightNormConv
 from models.maskgct import (
     AcousticCodec,
     CheckpointError,
@@ -40,7 +41,6 @@ from models.maskgct.configs import (
     read_codec_config,
     semantic_codec_to_reference,
 )
-from models.vocoders.layers import WeightNormConv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARITY_DIR = Path(os.environ.get("AMPHION_PARITY_DIR") or REPO_ROOT.parent / "shared" / "parity")

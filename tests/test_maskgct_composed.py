@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.maskgct.orchestration import LocalStages, MaskGCTOrchestrator, in_thread
+from models.core.stages import in_thread
+from models.maskgct.orchestration import LocalStages, MaskGCTOrchestrator
 from models.maskgct.pipeline import MaskGCTPipeline
 from models.text import DATA_DIR_ENV, espeak_version
 
@@ -164,7 +165,7 @@ def services():
 
 
 def test_pipeline_deployment_matches_the_in_process_pipeline(pipe, services):
-    from serve_app.audio_io import encode_wav
+    from models.audio.wav import encode_wav
 
     pipeline, _, store = services
     payload = {"text": "Hello world, this is a test.", "language": "en", "reference": _reference(),
@@ -229,7 +230,7 @@ def test_without_reference_text_the_prompt_is_transcribed_and_cut(pipe, services
     """Whisper's transcript, language and cut are what the pipeline then runs with: the same audio as
     the in-process pipeline given that cut reference, transcript and language."""
     from deployments.asr import WhisperASRService
-    from serve_app.audio_io import encode_wav
+    from models.audio.wav import encode_wav
 
     pipeline, _, store = services
     reference = _reference(seconds=6.0)

@@ -17,6 +17,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from models.core.checkpoints import CheckpointError
+from models.core.configs import read_config
 from models.maskgct.semantic_codec import SemanticCodec
 from models.vevo import official as vevo_official
 from models.vevo.configs import (
@@ -32,7 +34,6 @@ from models.vevo.configs import (
     parse_contentstyle_tokenizer_config,
     parse_mel_config,
     parse_vocoder_config,
-    read_config,
 )
 from models.vevo.content_tokenizer import (
     CONTENT_TOKENIZER_FILE,
@@ -72,7 +73,6 @@ from models.vevosing.whisper_features import (
     load_whisper_features,
     postprocess_whisper_features,
 )
-from models.vocoders.checkpoints import CheckpointError
 from models.weights import resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from models.blocks.diff_llama import CheckpointKeyError
+from models.core.checkpoints import CheckpointError
 from models.vevo.ar_transformer import (
     ARStep,
     ContentStyleAR,
@@ -44,7 +45,6 @@ from models.vevosing.flow_matching import (
     build_vevosing_fm_model,
     load_vevosing_fm_model,
 )
-from models.vocoders.checkpoints import CheckpointError
 from models.weights import HubFiles, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

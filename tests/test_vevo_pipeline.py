@@ -18,13 +18,11 @@ import numpy as np
 import pytest
 
 from models.text import DATA_DIR_ENV, UnsupportedLanguage, espeak_version
-from models.vevo.fm_ar_configs import FMConfig
 from models.vevo.flow_matching import build_fm_model
+from models.vevo.fm_ar_configs import TINY_AR_LIMITS, ARLimits, FMConfig
 from models.vevo.official import HUBERT_DIR_ENV
 from models.vevo.orchestration import (
     STAGES,
-    TINY_AR_LIMITS,
-    ARLimits,
     AudioInputError,
     AudioTooShortError,
     EmptyTextError,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.maskgct.orchestration import in_thread
+from models.core.stages import in_thread
 from models.text import DATA_DIR_ENV, UnsupportedLanguage, espeak_version
 from models.vevosing.orchestration import LocalStages, VevoSingOrchestrator, key_shift
 from models.vevosing.pipeline import (

@@ -11,19 +11,18 @@ import numpy as np
 import pytest
 import torch
 
+from models.core.checkpoints import CheckpointError
+from models.core.configs import ConfigError, loads_lenient
+from models.core.weight_norm import WeightNormConv
 from models.vocoders import (
     OFFICIAL,
     VOCODER_NAMES,
-    CheckpointError,
-    ConfigError,
     build_vocoder,
     load_vocoder,
     parse_config,
     tiny_config,
 )
 from models.vocoders.checkpoints import load_official
-from models.vocoders.configs import loads_lenient
-from models.vocoders.layers import WeightNormConv
 from models.weights import HubFiles, WeightsUnavailable
 
 HOP = 256

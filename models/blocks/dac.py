@@ -1,23 +1,11 @@
 """The convolutional encoder and decoder of descript-audio-codec (DAC), as DualCodec's ``dac_model.py``
 builds them, inference only.
 
-* :class:`DacEncoder` ``(d_model, strides, d_latent)``: waveform ``[B, 1, L]`` -> latent
-  ``[B, d_latent, L / prod(strides)]``. A k7 conv ``1 -> d_model``, one
-  :class:`~models.blocks.snake_conv.EncoderBlock` per stride (width doubling), Snake, a k3 conv to
-  ``d_latent``. Keys ``block.<i>.*``.
-* :class:`DacDecoderBlock` ``(input_dim, output_dim, stride)``: Snake, a transposed conv
-  (kernel ``2 * stride``, stride ``stride``, padding ``ceil(stride / 2)``, no output padding), then
-  three residual units (dilations 1, 3, 9). Keys ``block.{0: Snake, 1: conv, 2..4: units}``.
-* :class:`DacDecoder` ``(input_channel, channels, rates)``: a k7 conv ``input_channel -> channels``,
-  one decoder block per rate (width halving: ``channels // 2**i``), Snake, a k7 conv to 1 channel,
-  tanh. Keys ``model.<i>.*``.
-
-Length quirk reproduced: a transposed conv with kernel ``2s``, stride ``s`` and padding ``ceil(s / 2)``
-maps ``n`` frames to ``s * n`` samples for even ``s`` but ``s * n - 1`` for odd ``s``, so the decoder
-output is not always ``T * prod(rates)`` (:meth:`DacDecoder.output_length`).
-
-Every conv is weight-normed (``weight_g`` / ``weight_v``; for the transposed conv the norm is over the
-*input* channel dim, as PyTorch's old ``weight_norm`` hook did on ``ConvTranspose1d``).
+:class:`DacEncoder` ``(d_model, strides, d_latent)``: waveform ``[B, 1, L]`` -> latent ``[B, d_latent,
+L / prod(strides)]``. :class:`DacDecoder` ``(input_channel, channels, rates)`` of
+:class:`DacDecoderBlock` s: latent -> tanh waveform of :meth:`DacDecoder.output_length` samples (the
+reference's transposed-conv length quirk included). Every conv is weight-normed; keys are the
+reference's. Layer by layer: ``models/blocks/README.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from models.blocks.snake_conv import EncoderBlock, ResidualUnit, Snake1d
-from models.vocoders.layers import WNConv1d, WNConvTranspose1d
+from models.core.weight_norm import WNConv1d, WNConvTranspose1d
 
 RESIDUAL_DILATIONS = (1, 3, 9)
 

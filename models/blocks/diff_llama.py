@@ -1,29 +1,10 @@
-"""DiffLlama: the bidirectional Llama-style transformer whose RMSNorm gains come from a time embedding.
+"""DiffLlama: the bidirectional Llama-style transformer whose RMSNorm gains come from a time embedding
+(Amphion's ``llama_nar.py``), used by MaskGCT's T2S / S2A and the Vevo / Vevo1.5 flow-matching models.
 
-Amphion uses this backbone (``models/tts/maskgct/llama_nar.py``) in the MaskGCT T2S and S2A models,
-Metis and the Vevo / Vevo1.5 flow-matching transformers. The reference subclasses transformers'
-Llama classes (pinned to 4.41); this is a self-contained re-implementation of the same arithmetic:
-
-* time embedding: sinusoidal features of the raw diffusion time ``t`` in [0, 1] (no x1000), sin
-  half first, frequencies ``exp(-k ln(10000) / (H/2 - 1))``; then ``diff_step_mlp``
-  (Linear(H, 4H), SiLU, Linear(4H, H)). The result ``c`` (B, H) conditions every norm;
-* adaptive RMSNorm: ``(x * rsqrt(mean(x^2) + eps)) * (W c + b)``, the mean of squares in float32;
-* layers: ``x + Attn(norm1(x, c))`` then ``x + MLP(norm2(x, c))``; attention without biases, RoPE
-  (theta 10000, "rotate half" layout: dimension j pairs with j + head_dim/2), no causal mask, an
-  additive ``finfo(float32).min`` on padded keys; MLP ``down(silu(gate(x)) * up(x))`` of width 4H;
-* a final adaptive RMSNorm.
-
-Two ways of feeding a condition (both in the reference):
-
-* :class:`DiffLlama` (S2A, Metis, FM models): ``x + cond_mlp(cond)`` frame by frame;
-* :class:`DiffLlamaPrefix` (MaskGCT T2S): ``cond_mlp(prefix)`` is prepended to the sequence and the
-  output drops those positions again.
-
-Parameter names equal the official checkpoints' (``layers.N.self_attn.q_proj.weight``,
-``layers.N.input_layernorm.to_weight.bias``, ``diff_step_mlp.0.weight``, ``cond_mlp.2.bias``, ...).
-:func:`load_state_dict_strict` loads such a checkpoint with a readable error listing missing,
-unexpected and mis-shaped keys (and drops the empty ``embed_tokens.weight`` leftover that
-``DiffLlama`` checkpoints carry).
+:class:`DiffLlama` adds a condition frame by frame, :class:`DiffLlamaPrefix` prepends it; parameter
+names equal the official checkpoints'. :func:`load_state_dict_strict` loads such a checkpoint
+(:class:`CheckpointKeyError` names the offending keys), :func:`build_or_load` builds a model seeded or
+from a state dict. The arithmetic: ``models/blocks/README.md``.
 """
 
 from __future__ import annotations
@@ -34,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import torch
 import torch.nn as nn
 
-from models.vocoders.checkpoints import load_exact
+from models.core.checkpoints import load_exact
 import torch.nn.functional as F
 
 __all__ = [

@@ -1,29 +1,11 @@
-"""Masked generative (MaskGIT-style) decoding, as Amphion's MaskGCT T2S / S2A and Metis run it.
+"""Masked generative (MaskGIT-style) decoding, as Amphion's MaskGCT T2S / S2A run it.
 
-One decoding pass fills a (B, T) token sequence in ``N`` steps. With ``t_i = 1 - i * (1/N)`` (Python
-double, then float32 where it enters tensors) step ``i``:
-
-1. ``logits = logits_fn(seq, mask, t_i)``: the model's (B, T, V) logits for the current tokens
-   (``mask`` True = still masked). Models build their inputs, run the conditional and, with CFG,
-   the unconditional pass and mix them with :func:`apply_cfg` before projecting to logits;
-2. keep the ``k = ceil((1 - filter_thres) * V)`` largest logits (Python double, so 0.98 and V=100
-   give k=3), the others become -inf;
-3. sample ``argmax(logits / max(temp * t_i, 1e-3) + G)`` with Gumbel noise ``G``; on the last step
-   of a multi-step pass plain ``argmax(logits)`` (no noise drawn); when N == 1 the single step uses
-   temperature 0.2;
-4. ``seq = where(mask, sampled, seq)``: decided tokens never change;
-5. confidence ``softmax(filtered logits)[sampled] + choice_temp * t_i * G'`` (a second Gumbel draw
-   of shape (B, T), drawn on every executed step);
-6. ``n = int(sin(t_{i+1} * pi / 2) * T)`` in float32 (truncation); if ``n == 0`` the pass stops;
-   otherwise the ``n`` least confident still-masked positions become masked again and their tokens 0.
-
-Because step 6 depends only on ``N`` and ``T``, the number of steps that actually run is known in
-advance (:func:`executed_steps`); ``on_step(step, total)`` is called after each of them with
-``step`` = 1 .. total.
-
-Random numbers come from a :class:`NoiseSource`: :class:`GeneratorNoise` (production: a seed or a
-``torch.Generator``) or :class:`SavedNoise` (parity: pre-drawn uniforms consumed in the reference's
-order, shape-checked). Gumbel noise is ``-log(-log(u + 1e-10) + 1e-10)`` of a uniform ``u`` in [0, 1).
+:func:`masked_decode` fills a ``(B, T)`` token sequence in ``N`` steps from a model's
+``logits_fn(seq, mask, t)``; :func:`executed_steps` says in advance how many steps run, and
+``on_step(step, total)`` follows each. :func:`apply_cfg` mixes conditional and unconditional outputs
+(also used by the flow-matching models). Random numbers come from a :class:`NoiseSource`:
+:class:`GeneratorNoise` (a seed or a ``torch.Generator``) or :class:`SavedNoise` (pre-drawn
+uniforms, for parity). One step in detail: ``models/blocks/README.md``.
 """
 
 from __future__ import annotations

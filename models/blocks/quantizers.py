@@ -1,25 +1,11 @@
 """Factorized vector quantization and residual VQ (Amphion's ``FactorizedVectorQuantize`` /
 ``ResidualVQ`` with ``quantizer_type="fvq"``), inference only.
 
-One :class:`FactorizedVQ` stage, on ``z`` of shape ``[B, D, T]``:
-
-1. ``z_e = in_project(z)``: a weight-normed 1x1 conv ``D -> codebook_dim`` with bias
-   (identity when ``D == codebook_dim``);
-2. the code of each frame is the codebook row nearest to ``z_e`` in squared euclidean distance,
-   both sides L2-normalised first when ``use_l2_normalize`` (so: the highest cosine similarity);
-3. the vector looked up is the **raw** (un-normalised) codebook row, and
-   ``out_project`` (1x1 conv ``codebook_dim -> D``) maps it back.
-
-:class:`ResidualVQ` runs the stages on the running residual (``residual -= stage output``) and sums
-their outputs; :meth:`ResidualVQ.vq2emb` rebuilds that sum from codes alone. Keys:
-``quantizers.<i>.{in_project,out_project}.{weight_g,weight_v,bias}`` and
-``quantizers.<i>.codebook.weight``, as in the official checkpoints.
-
-DualCodec's copy of DAC's ``VectorQuantize`` is the same stage under other names: its projections are
-``in_proj`` / ``out_proj`` and exist even when ``D == codebook_dim``; ``projection_names`` and
-``always_project`` build that layout (the defaults are Amphion's).
-
-Codes are ``int64``; ``ResidualVQ`` returns them as ``[n_quantizers, B, T]`` (the reference order).
+:class:`FactorizedVQ` is one stage (project, nearest codebook row by cosine or euclidean distance,
+raw row projected back); :class:`ResidualVQ` runs stages on the running residual, returns int64
+codes ``[n_quantizers, B, T]`` and rebuilds the sum from codes (:meth:`ResidualVQ.vq2emb`). Keys are
+the official checkpoints'; ``projection_names`` / ``always_project`` build DualCodec's layout. The
+stage step by step: ``models/blocks/README.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocoders.layers import WNConv1d
+from models.core.weight_norm import WNConv1d
 
 
 class FactorizedVQ(nn.Module):

@@ -1,18 +1,10 @@
-"""DAC-style convolutional blocks: Snake activation and weight-normed residual / strided convs.
+"""DAC-style convolutional blocks: Snake activation and weight-normed residual / strided convs, as in
+Amphion's ``models/codec/amphion_codec/codec.py`` (after descript-audio-codec).
 
-As in Amphion's ``models/codec/amphion_codec/codec.py`` (after descript-audio-codec):
-
-* ``Snake1d``: ``x + 1 / (alpha + 1e-9) * sin(alpha * x) ** 2`` with one ``alpha`` per channel, stored
-  as ``alpha`` of shape ``[1, C, 1]``;
-* ``ResidualUnit(dim, dilation)``: ``x + conv1x1(snake(conv7_dilated(snake(x))))``, padding
-  ``3 * dilation`` so the lengths agree (the residual is centre-cropped if they ever do not);
-  keys ``block.{0,2}.alpha`` and ``block.{1,3}.{weight_g,weight_v,bias}``;
-* ``EncoderBlock(dim, stride)``: three residual units at ``dim // 2`` (dilations 1, 3, 9), Snake,
-  then a strided conv ``dim // 2 -> dim`` with kernel ``2 * stride`` and padding ``ceil(stride / 2)``;
-  keys ``block.{0,1,2}`` (units), ``block.3`` (Snake), ``block.4`` (conv).
-
-Every conv is :class:`models.vocoders.layers.WNConv1d` (``weight_g`` / ``weight_v``, foldable for
-inference with :func:`models.vocoders.layers.fold_weight_norm`).
+:class:`Snake1d`, :class:`ResidualUnit` ``(dim, dilation)`` and :class:`EncoderBlock` ``(dim, stride)``
+keep the reference's keys; every conv is :class:`models.core.weight_norm.WNConv1d`.
+:func:`snake1d_near_one` is the tiny builds' random-init rule for Snake1d alphas. Formulas and keys:
+``models/blocks/README.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +14,8 @@ import math
 import torch
 import torch.nn as nn
 
-from models.vocoders.layers import WNConv1d
+from models.core.random_init import Draws
+from models.core.weight_norm import WNConv1d
 
 SNAKE_EPS = 1e-9
 
@@ -42,6 +35,14 @@ class Snake1d(nn.Module):
 
     def extra_repr(self) -> str:
         return str(self.alpha.shape[1])
+
+
+def snake1d_near_one(module: nn.Module, draws: Draws) -> bool:
+    """Tiny builds' Snake1d alphas: normal(1, 0.1) (a :data:`models.core.random_init.Rule`)."""
+    if not isinstance(module, Snake1d):
+        return False
+    draws.normal_(module.alpha, 1.0, 0.1)
+    return True
 
 
 class ResidualUnit(nn.Module):

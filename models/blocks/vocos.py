@@ -1,21 +1,9 @@
-"""Vocos: a ConvNeXt-1D backbone and an inverse-STFT head.
+"""Vocos: a ConvNeXt-1D backbone (:class:`VocosBackbone`, optionally with adaptive LayerNorm) and an
+inverse-STFT head (:class:`ISTFTHead`, "same" padding: ``T`` frames give exactly ``T * hop``
+samples); :class:`Vocos` is the two together.
 
-Shapes and names follow Amphion's ``models/codec/amphion_codec/vocos.py`` (and the identical
-backbone in ``models/codec/kmeans/vocos.py``), so the state-dict keys are
-
-* backbone: ``embed.{weight,bias}``, ``norm.*``, ``convnext.<i>.{dwconv,norm,pwconv1,pwconv2}.*``,
-  ``convnext.<i>.gamma``, ``final_layer_norm.*``;
-* head: ``out.{weight,bias}`` and the buffer ``istft.window`` (saved in the official checkpoints).
-
-Numerics that matter for parity:
-
-* every LayerNorm uses eps 1e-6; GELU is the exact (erf) one;
-* the layer scale ``gamma`` multiplies the block output before the residual addition;
-* the head predicts ``n_fft + 2`` channels: the first half is a log-magnitude (exponentiated, then
-  clipped at 100), the second a phase;
-* "same" padding: frames are ``irfft``-ed (``norm="backward"``), windowed, overlap-added with the hop,
-  ``(win - hop) // 2`` samples are trimmed at both ends, and the result is divided by the equally
-  trimmed overlap-added squared window. ``T`` frames give exactly ``T * hop`` samples.
+Shapes and state-dict keys follow Amphion's ``models/codec/amphion_codec/vocos.py``. The numerics that
+matter for parity: ``models/blocks/README.md``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """Building DualCodec and loading the official checkpoints into it.
 
-The official files are flat ``DualCodec.state_dict()`` safetensors (no wrapper key, float32, old
-``weight_norm`` keys ``weight_g`` / ``weight_v``, no buffers), loaded by the reference with
-``safetensors.torch.load_model`` (strict). Here loading is strict too, with an error that names the
-missing / unexpected / mis-shaped keys (and says when the file looks like the *other* official
-model); plain ``weight`` entries from a model saved after ``remove_weight_norm`` are converted.
-After loading the weight norms are folded once for inference.
-
-Entry points:
-
-* :func:`build_dualcodec` - config + state dict (None: seeded random weights) -> ready module;
-* :func:`load_dualcodec` - a folder laid out like ``amphion/dualcodec`` (or the file itself) + model id;
-* :func:`build_tiny_dualcodec` - the tiny profile of a model id;
-* :func:`load_dualcodec_model` - through ``models.weights.resolve`` (pretrained / tiny / auto), with
-  the matching :class:`~models.dualcodec.semantic.SemanticNormPool`.
+:func:`build_dualcodec` (config + state dict, None: seeded random weights), :func:`load_dualcodec`
+(a folder laid out like ``amphion/dualcodec``, or the file), :func:`build_tiny_dualcodec` (the tiny
+profile) and :func:`load_dualcodec_model` (through ``models.weights.resolve``, with the matching
+:class:`~models.dualcodec.semantic.SemanticNormPool`) give a module in eval mode with weight norm
+folded. Loading is strict: :class:`CheckpointError` names the offending keys and says when a file
+looks like the other official model.
 """
 
 from __future__ import annotations
@@ -24,13 +16,14 @@ from pathlib import Path
 
 import torch
 
+from models.blocks.snake_conv import snake1d_near_one
+from models.core.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
+from models.core.random_init import init_random_weights
+from models.core.weight_norm import fold_weight_norm
 from models.dualcodec.configs import SEMANTIC_DIM, DualCodecConfig, official_config, tiny_config
 from models.dualcodec.model import DualCodec
 from models.dualcodec.official import CHECKPOINT_FILES, OFFICIAL, OFFICIAL_REPO_ID, STATS_FILE
 from models.dualcodec.semantic import SemanticNormPool, load_semantic_stats, tiny_semantic_stats
-from models.maskgct.checkpoints import init_random_weights
-from models.vocoders.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
-from models.vocoders.layers import fold_weight_norm
 
 __all__ = [
     "CheckpointError",
@@ -70,7 +63,7 @@ def build_dualcodec(
     seeded random weights when it is None."""
     model = DualCodec(config)
     if state_dict is None:
-        init_random_weights(model, seed)
+        init_random_weights(model, seed, rules=(snake1d_near_one,))
     else:
         try:
             load_generator_state(model, state_dict, source=source)

@@ -1,37 +1,10 @@
 """DualCodec configuration, parsed from the reference's Hydra layout with the reference's defaults.
 
-The reference builds the model as ``DualCodec(**cfg["model"] without "_target_")`` from
-``dualcodec/conf/model/*.yaml``; the Hugging Face repo ``amphion/dualcodec`` holds only weights. A
-parser therefore has to know the constructor defaults for every key a yaml leaves out; they are
-the defaults of :class:`DualCodecConfig` (``DualCodec.__init__``, commit 5e80764):
-
-=============================  ===================  ================================================
-key                            class default        official yamls
-=============================  ===================  ================================================
-``encoder_dim``                64                   12 Hz: 32 (25 Hz: default)
-``encoder_rates``              [2, 4, 8, 8]         [4, 5, 6, 8, 2] / [4, 5, 6, 8]
-``latent_dim``                 None                 (default: ``encoder_dim * 2**len(rates)`` = 1024)
-``decoder_dim``                1536                 1536 / (default)
-``decoder_rates``              [8, 8, 4, 2]         [2, 8, 6, 5, 4] / [8, 6, 5, 4]
-``n_codebooks``                9                    7 / 11 (acoustic RVQ stages)
-``codebook_size``              1024                 4096 / 1024
-``semantic_codebook_size``     16384                16384
-``codebook_dim``               8                    (default)
-``semantic_codebook_dim``      8                    (default)
-``sample_rate``                44100                24000 (``${..SAMPLE_RATE}``)
-``convnext_dim``               768                  (default)
-``convnext_layers``            4                    (default)
-``decode_semantic_for_codec``  True                 (default)
-``is_causal``                  False                true
-``semantic_downsample_factor`` 2                    12 Hz: 4 (25 Hz: default)
-=============================  ===================  ================================================
-
-``quantizer_dropout`` and ``distill_projection_out_dim`` are accepted and ignored (training only /
-never used by DualCodec). Any other key is an error, as it is for the reference's constructor.
-
-Structural constraint of the reference: the semantic path hard-codes 1024 channels (the w2v-bert
-feature width in, the latent width out), and the semantic latent is subtracted from the DAC latent,
-so the DAC latent width must be 1024 too.
+:class:`DualCodecConfig`'s defaults are the reference constructor's, so a yaml that leaves a key
+out parses as the reference builds it; ``parse_dualcodec_config`` / ``read_dualcodec_config`` read
+one (unknown keys are a :class:`ConfigError`, as they are for the reference's constructor),
+``official_config`` / ``tiny_config`` give the official and tiny ones by model id. The defaults
+against the official yamls, and the 1024-channel constraint: ``models/dualcodec/README.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.vocoders.configs import ConfigError, read_json
+from models.core.configs import ConfigError, read_json
 
 __all__ = [
     "MODEL_IDS",

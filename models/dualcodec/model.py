@@ -1,31 +1,10 @@
 """DualCodec (``jiaqili3/DualCodec``, ``dualcodec/model_codec/dualcodec_model.py``), inference only.
 
-Two token streams at the same frame rate (12.5 Hz for ``12hz_v1``, 25 Hz for ``25hz_v1``):
-
-* **semantic**: pooled, normalised w2v-bert-2.0 features ``[B, 1024, T]`` (see
-  :mod:`models.dualcodec.semantic`) -> ``convnext_encoder`` (1x1 WN conv 1024 -> convnext_dim, then
-  causal ConvNeXt blocks) -> ``semantic_vq`` (one factorized VQ stage) -> semantic codes ``[B, 1, T]``.
-  The quantized vector goes through ``convnext_decoder`` (ConvNeXt blocks, 1x1 WN conv -> 1024): the
-  *semantic latent*.
-* **acoustic**: the 24 kHz waveform, right-padded with zeros to a multiple of the hop, through the DAC
-  encoder -> latent ``[B, 1024, T_dac]``; the first ``T`` frames minus the semantic latent go through
-  the DAC residual VQ -> acoustic codes ``[B, nq - 1, T]``.
-
-Decoding adds the semantic latent (from the semantic codes) and the summed out-projected rows of
-however many acoustic stages are given, and runs the DAC decoder (tanh output, ``[B, 1, L']`` with
-``L' = output_length(T)``, ``T * hop - 4`` for both official models; never trimmed to the input).
-
-State-dict keys are the official ones: ``dac.encoder.block.*``, ``dac.quantizer.quantizers.<i>.*``,
-``dac.decoder.model.*``, ``convnext_encoder.*``, ``semantic_vq.quantizers.0.*``, ``convnext_decoder.*``;
-the VQ projections are ``in_proj`` / ``out_proj`` (always present) and the codebooks
-``codebook.weight``.
-
-Reference behaviour kept: the DAC latent is truncated to the semantic length (the two may differ by
-up to 2 frames); ``num_quantizers == 1`` returns no acoustic codes and skips the DAC encoder; the
-encode path uses the VQ's straight-through value ``z_e + (z_q - z_e)`` before ``out_proj`` while
-decoding uses the raw codebook row (equal up to float rounding). Deviations: out-of-range
-``num_quantizers`` and a semantic stream longer than the DAC latent raise ``ValueError`` (the
-reference silently uses all stages / fails with a shape error or, for a 1-frame latent, broadcasts).
+:meth:`DualCodec.encode`: 24 kHz audio ``[B, 1, L]`` and the semantic input ``[B, 1024, T]`` ->
+semantic codes ``[B, 1, T]`` and acoustic codes ``[B, nq - 1, T]``; :meth:`DualCodec.decode`: codes
+(any number of acoustic stages) -> ``[B, 1, output_length(T)]``. An out-of-range ``num_quantizers``
+or mismatched streams are a ``ValueError``. State-dict keys are the official ones. The two streams,
+what is kept from the reference and how we differ: ``models/dualcodec/README.md``.
 """
 
 from __future__ import annotations
@@ -39,8 +18,8 @@ import torch.nn.functional as F
 from models.blocks.dac import DacDecoder, DacEncoder
 from models.blocks.quantizers import ResidualVQ
 from models.blocks.vocos import ConvNeXtBlock
+from models.core.weight_norm import WNConv1d
 from models.dualcodec.configs import CONVNEXT_INTERMEDIATE_DIM, DualCodecConfig
-from models.vocoders.layers import WNConv1d
 
 #: DAC's VQ module names for the projections (Amphion's FactorizedVQ calls them in/out_project).
 _VQ_PROJECTIONS = ("in_proj", "out_proj")

@@ -1,23 +1,10 @@
 """DualCodec's semantic input: w2v-bert-2.0 layer-17 features, normalised with DualCodec's own stats
-and average-pooled to the codec's frame rate (``dualcodec.Inference.encode`` /
-``_extract_semantic_code``).
+and average-pooled to the codec's frame rate.
 
-The official pipeline, for 24 kHz ``audio`` ``[B, 1, L]``:
-
-1. ``torchaudio.functional.resample(audio, 24000, 16000)`` (default sinc filter) ->
-   ``L16 = ceil(2 * L / 3)`` samples (:func:`resample_for_w2v_bert`);
-2. ``SeamlessM4TFeatureExtractor`` + ``Wav2Vec2BertModel``, ``hidden_states[17]`` ``[B, F, 1024]`` at
-   50 Hz (``models.maskgct.semantic_encoder`` runs exactly this); ``F = ceil(n_fbank / 2)`` with
-   ``n_fbank = 1 + (L16 - 400) // 160``;
-3. ``(h - mean) / sqrt(var)`` with ``w2vbert2_mean_var_stats_emilia.pt`` (``{"mean", "var"}``, 1024 each;
-   not MaskGCT's stats file);
-4. ``avg_pool1d`` over time with kernel = stride = ``semantic_downsample_factor`` (4 -> 12.5 Hz,
-   2 -> 25 Hz), no padding: ``T = F // factor`` frames, a partial window at the end is dropped.
-
-Steps 3-4 are :class:`SemanticNormPool`. :func:`frame_counts` gives ``T`` and the DAC frame count
-``ceil(L / hop)`` for a waveform length, to check or plan padding (encode needs ``0 <= T_dac - T <= 2``).
-
-The reference runs steps 2-4 under fp16 autocast; here everything is float32.
+:func:`resample_for_w2v_bert` is the reference's 24 -> 16 kHz resampling; :class:`SemanticNormPool`
+normalises ``hidden_states[17]`` ``[B, F, 1024]`` and pools it to ``[B, 1024, F // factor]``;
+:func:`frame_counts` gives the semantic and DAC frame counts of a waveform length (encoding needs
+``0 <= T_dac - T <= 2``). The reference's four steps: ``models/dualcodec/README.md``.
 """
 
 from __future__ import annotations
@@ -29,8 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.audio.resample import resample
+from models.core.checkpoints import CheckpointError
 from models.dualcodec.configs import SEMANTIC_DIM, DualCodecConfig
-from models.vocoders.checkpoints import CheckpointError
 
 __all__ = [
     "CODEC_SAMPLE_RATE",
@@ -55,9 +43,7 @@ _FBANK_WINDOW, _FBANK_HOP, _FBANK_STACK = 400, 160, 2
 
 def resample_for_w2v_bert(audio_24k: torch.Tensor) -> torch.Tensor:
     """The reference's 24 kHz -> 16 kHz resampling for the w2v-bert branch (``[..., L]`` -> ``[..., ceil(2L/3)]``)."""
-    import torchaudio
-
-    return torchaudio.functional.resample(audio_24k, CODEC_SAMPLE_RATE, W2V_BERT_SAMPLE_RATE)
+    return resample(audio_24k, CODEC_SAMPLE_RATE, W2V_BERT_SAMPLE_RATE)
 
 
 def w2v_bert_frames(num_samples_24k: int) -> int:

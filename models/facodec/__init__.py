@@ -2,17 +2,10 @@
 ``amphion/naturalspeech3_facodec``), in pure PyTorch, inference only.
 
 16 kHz mono audio <-> per frame (80 Hz) 1 prosody, 2 content and 3 acoustic-detail codes (1024
-entries each) plus one 256-dim timbre vector per clip.
-
-* :class:`FACodec` (:mod:`models.facodec.codec`): the serving API, ``encode`` / ``decode`` on batches
-  whose results never depend on the other items; built by :func:`load_facodec` (weights modes
-  pretrained / tiny / auto), :meth:`FACodec.from_folder` (a folder laid out like the official repo),
-  :meth:`FACodec.from_files` or :meth:`FACodec.tiny`.
-* :class:`FACodecEncoder` / :class:`FACodecDecoder`: the reference modules with the official key
-  layout (``forward``, ``vq2emb``, ``inference``); the decoder can reproduce the reference's
-  batch-position-dependent timbre (``reference_batch_positions=True``) for parity.
-* :mod:`models.facodec.configs`: the README constructor arguments (official) and a tiny config;
-  :mod:`models.facodec.official`: the hub files.
+entries each) plus one 256-dim timbre vector per clip. :class:`FACodec` is the serving API
+(:func:`load_facodec`, :meth:`FACodec.from_folder`, :meth:`FACodec.tiny`); :class:`FACodecEncoder` /
+:class:`FACodecDecoder` are the reference modules with the official key layout. Reference notes:
+``models/facodec/README.md``.
 """
 
 from models.facodec.checkpoints import CheckpointError, build_facodec_decoder, build_facodec_encoder

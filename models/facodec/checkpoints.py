@@ -1,21 +1,10 @@
 """Building FACodec's encoder and decoder and loading the official state dicts into them.
 
-The official files are plain ``torch.save`` state dicts read with ``torch.load(weights_only=True,
-map_location="cpu")`` (:func:`models.vocoders.checkpoints.load_state_dict_file`), then loaded
-strictly: a missing, unexpected or mis-shaped key raises :class:`CheckpointError` naming the keys.
-Two things are adapted first:
-
-* the decoder file's training-only heads (``f0_predictor.``, ``phone_predictor.``,
-  ``res_f0_predictor.``, ``res_phone_predictor.``, ``x_timbre_predictor.`` officially; the set follows
-  from the config, :func:`models.facodec.configs.training_only_prefixes`) are dropped: they are not
-  built, since nothing at inference uses them (the last one alone is a 63 M-parameter Linear);
-* plain ``<layer>.weight`` entries of weight-normed layers (a model saved after
-  ``remove_weight_norm``) become ``weight_g`` / ``weight_v``.
-
-Buffers are loaded from the files like parameters: the alias-free activations' 12-tap filters and
-the timbre encoder's sinusoid table ``timbre_encoder.position_emb.pe`` (both are also recomputed
-identically when the modules are built, which is what tiny builds use). For inference the effective
-weight-norm weights are folded once.
+:func:`build_facodec_encoder` / :func:`build_facodec_decoder`: a module from the config and a state
+dict (None: seeded random weights), in eval mode with weight norm folded. Loading is strict
+(:class:`CheckpointError` names the keys, and says when the two files were swapped); the decoder
+file's training-only heads are dropped first (:func:`drop_training_heads`). What is adapted and what
+tiny weights look like: ``models/facodec/README.md``.
 """
 
 from __future__ import annotations
@@ -26,22 +15,21 @@ from collections.abc import Mapping
 import torch
 import torch.nn as nn
 
+from models.blocks.alias_free import SnakeBeta
+from models.core.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
+from models.core.random_init import Draws, init_random_weights
+from models.core.weight_norm import fold_weight_norm
 from models.facodec.configs import FACodecConfig, training_only_prefixes
 from models.facodec.decoder import FACodecDecoder
 from models.facodec.encoder import FACodecEncoder
 from models.facodec.official import FACODEC_DECODER_FILE, FACODEC_ENCODER_FILE
 from models.facodec.timbre import SelfAttention
-from models.vocoders.alias_free import SnakeBeta
-from models.vocoders.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
-from models.vocoders.layers import WeightNormConv, fold_weight_norm
 
 __all__ = [
     "CheckpointError",
     "build_facodec_decoder",
     "build_facodec_encoder",
     "drop_training_heads",
-    "init_random_weights",
-    "load_state_dict_file",
 ]
 
 
@@ -66,54 +54,41 @@ def _load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], sourc
         raise
 
 
-@torch.no_grad()
-def init_random_weights(model: nn.Module, seed: int) -> None:
-    """Deterministic random weights for tiny builds (same seed -> same weights).
+def _self_attention(module: nn.Module, draws: Draws) -> bool:
+    """The timbre encoder's fused attention input projection: uniform(+-1/sqrt(width))."""
+    if not isinstance(module, SelfAttention):
+        return False
+    bound = 1.0 / math.sqrt(module.in_proj_weight.shape[1])
+    draws.uniform_(module.in_proj_weight, bound)
+    draws.uniform_(module.in_proj_bias, bound)
+    return True
 
-    Convs and Linears uniform(+-1/sqrt(fan_in)) (weight-norm gains = ||v||), LayerNorm gains near 1
-    and biases near 0, codebooks standard normal, SnakeBeta log-parameters near 0. The FiLM gain
-    half of ``timbre_linear.bias`` is shifted by 1, as the reference initialises it. Buffers (filters,
-    sinusoid table) keep their computed values.
-    """
-    gen = torch.Generator().manual_seed(seed)
 
-    def uniform_(t: torch.Tensor, bound: float) -> None:
-        t.copy_((torch.rand(t.shape, generator=gen) * 2 - 1) * bound)
+def _snake_beta(module: nn.Module, draws: Draws) -> bool:
+    """SnakeBeta log-parameters: normal(0, 0.1)."""
+    if not isinstance(module, SnakeBeta):
+        return False
+    draws.normal_(module.alpha, 0.0, 0.1)
+    draws.normal_(module.beta, 0.0, 0.1)
+    return True
 
-    def normal_(t: torch.Tensor, mean: float, std: float) -> None:
-        t.copy_(torch.randn(t.shape, generator=gen) * std + mean)
 
-    for module in model.modules():
-        if isinstance(module, WeightNormConv):
-            bound = 1.0 / math.sqrt(module.weight_v[0].numel())
-            uniform_(module.weight_v, bound)
-            module.weight_g.copy_(module.weight_v.flatten(1).norm(dim=1).view_as(module.weight_g))
-            uniform_(module.bias, bound)
-            module.unfold()
-        elif isinstance(module, (nn.Conv1d, nn.Linear)):
-            bound = 1.0 / math.sqrt(module.weight[0].numel())
-            uniform_(module.weight, bound)
-            uniform_(module.bias, bound)
-        elif isinstance(module, SelfAttention):
-            bound = 1.0 / math.sqrt(module.in_proj_weight.shape[1])
-            uniform_(module.in_proj_weight, bound)
-            uniform_(module.in_proj_bias, bound)
-        elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
-            normal_(module.weight, 1.0, 0.1)
-            normal_(module.bias, 0.0, 0.1)
-        elif isinstance(module, nn.Embedding):
-            normal_(module.weight, 0.0, 1.0)
-        elif isinstance(module, SnakeBeta):
-            normal_(module.alpha, 0.0, 0.1)
-            normal_(module.beta, 0.0, 0.1)
+def _film_gain_near_one(model: nn.Module) -> None:
+    """The FiLM gain half of the decoder's ``timbre_linear.bias`` shifted by 1, as the reference
+    initialises it."""
     if isinstance(model, FACodecDecoder):
         model.timbre_linear.bias[: model.config.width] += 1.0
+
+
+#: Tiny builds: the common draws (:mod:`models.core.random_init`) plus these; buffers (filters,
+#: sinusoid table) keep their computed values.
+_TINY_RULES = (_self_attention, _snake_beta)
 
 
 def _ready(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | None, seed: int, source: str,
            device: str | torch.device) -> nn.Module:
     if state_dict is None:
-        init_random_weights(model, seed)
+        init_random_weights(model, seed, rules=_TINY_RULES, after=_film_gain_near_one)
     else:
         _load_strict(model, state_dict, source)
     model.eval().requires_grad_(False)

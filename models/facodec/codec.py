@@ -1,29 +1,11 @@
 """The serving API of FACodec: 16 kHz waveforms <-> factorised codes + a timbre vector.
 
-:class:`FACodec` wraps the encoder and decoder. ``encode`` gives, per clip, prosody codes
-(1 codebook), content codes (2), acoustic-detail codes (3), 1024 entries each officially, at
-80 frames/s, plus a 256-dim timbre vector; ``decode`` turns (possibly recombined: content of one
-clip, timbre of another) codes back into audio.
-
-Batches are exact per request. Two parts of the reference couple the items of a batch: the timbre
-encoder's positional encoding is indexed by batch position (see :mod:`models.facodec.timbre`), and
-zero padding would leak into a shorter clip's last frames (every conv sees it, and the timbre
-encoder attends to and averages over all frames). So:
-
-* the timbre encoder gives every item the encoding it gets when it is alone (batch position 0, the
-  README's single-clip usage);
-* items of different lengths are never padded together: ``encode`` / ``decode`` split a batch into
-  groups of equal length and run each group on its own (cropped) length, then pad the results.
-
-A clip's codes and timbre therefore do not depend on what else is in its batch (up to the last-bit
-differences batched float kernels may have; codes are argmaxes with wide margins).
-
-Lengths (no padding anywhere, as in the reference): ``L`` samples give ``T = num_frames(L)`` frames:
-``L / 200`` when ``L`` is a multiple of 200, otherwise what the strided convs give (strides 2, 4, 5, 5:
-``floor(n/2)``, ``floor(n/4)``, ``floor((n+1)/5)``, ``floor((n+1)/5)``; e.g. 16 000 -> 80,
-16 199 -> 81, 16 100 -> 80, 199 -> 1, 150 -> 0 = too short). Decoding ``T`` frames gives exactly
-``T * 200`` samples: for any ``L >= 152`` that is between 151 samples shorter and 48 samples longer than
-the input (equal when ``L`` is a multiple of 200); crop or pad to ``L`` if the original length matters.
+:meth:`FACodec.encode` gives per clip prosody (1 codebook), content (2) and acoustic-detail (3)
+codes at 80 frames/s plus a 256-dim timbre vector; :meth:`FACodec.decode` turns codes (possibly
+recombined across clips) back into ``T * 200`` samples. A clip's results never depend on what else
+is in its batch: the timbre encoder gives every item its single-clip positional encoding, and clips
+of different lengths are never padded together. ``L`` samples give ``num_frames(L)`` frames. Why, and
+the length arithmetic: ``models/facodec/README.md``.
 """
 
 from __future__ import annotations

@@ -1,31 +1,11 @@
 """FACodec configuration: the constructor arguments of Amphion's ``FACodecEncoder`` / ``FACodecDecoder``.
 
-FACodec ships no configuration file. Amphion's ``models/codec/ns3_codec/README.md`` (and the Hugging Face
-model card of ``amphion/naturalspeech3_facodec``) builds the two modules with keyword arguments, and
-those README arguments are the official configuration (:data:`OFFICIAL_FACODEC_KWARGS`). The
-reference *class* defaults differ and do not fit the official weights:
-
-==========================  ======================  ======================
-argument                    class default           README (official)
-==========================  ======================  ======================
-encoder ``out_channels``    1024                    256
-decoder ``upsample_initial_channel``  1536          1024
-decoder ``vq_dim``          1024                    256
-decoder ``use_gr_*``        False                   True (x_timbre, residual_f0, residual_phone)
-==========================  ======================  ======================
-
-Configurations are read in that kwargs shape: ``{"encoder": {...}, "decoder": {...}}`` plus an
-optional ``"timbre_encoder"`` section. A key left out takes the reference class default
-(:data:`REFERENCE_CLASS_DEFAULTS`), because that is what the constructor would use. The timbre
-encoder's sizes are **not** constructor arguments (``FACodecDecoder`` builds its transformer with
-literals: 4 layers, hidden 256, 4 heads, conv filter 1024, kernel 5); the optional section exists so
-that small test configurations can shrink it, and defaults to those literals. Arguments that only
-training reads (commitment weight, quantizer dropout, residual masking) are accepted and ignored.
-
-The dataclass defaults below are the official values, so ``FACodecConfig()`` is the released model.
-``codebook_size_*`` are log2 sizes (10: 1024 entries). The decoder's ``ngf`` is stored but unused by
-the reference; ``use_gr_*`` only decide which training-only heads the checkpoint holds (the loader
-skips them, see :func:`training_only_prefixes`).
+:class:`FACodecConfig`'s defaults are the official (README) arguments, so ``FACodecConfig()`` is the
+released model; :func:`parse_facodec_config` reads the kwargs shape ``{"encoder": ..., "decoder":
+..., "timbre_encoder": ...}`` where a missing key takes the reference CLASS default
+(:data:`REFERENCE_CLASS_DEFAULTS`); :func:`tiny_facodec_config` is the tiny profile;
+:func:`training_only_prefixes` names the checkpoint heads inference skips. Bad values are a
+:class:`ConfigError`. How the README and class defaults differ: ``models/facodec/README.md``.
 """
 
 from __future__ import annotations
@@ -35,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from models.vocoders.configs import ConfigError, read_json
+from models.core.configs import ConfigError, read_json
 
 __all__ = [
     "FACODEC_SAMPLE_RATE",

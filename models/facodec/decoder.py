@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from models.core.weight_norm import WNConv1d
 from models.facodec.configs import FACodecConfig
 from models.facodec.layers import WNConvTranspose1dOutPad, residual_stack, snake_beta, stride_padding
 from models.facodec.quantizers import FactorizedRVQ
 from models.facodec.timbre import TimbreEncoder
-from models.vocoders.layers import WNConv1d
 
 
 class DecoderBlock(nn.Module):

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from models.core.weight_norm import WNConv1d
 from models.facodec.configs import FACodecEncoderConfig
 from models.facodec.layers import downsampled_length, residual_stack, snake_beta, stride_padding
-from models.vocoders.layers import WNConv1d
 
 
 class EncoderBlock(nn.Module):

@@ -1,7 +1,7 @@
 """Building blocks of FACodec's convolutional encoder and decoder.
 
 Every activation is BigVGAN's anti-aliased SnakeBeta with log-scale parameters
-(:class:`models.vocoders.alias_free.Activation1d` around ``SnakeBeta(alpha_logscale=True)``: keys
+(:class:`models.blocks.alias_free.Activation1d` around ``SnakeBeta(alpha_logscale=True)``: keys
 ``act.alpha`` / ``act.beta`` and the two 12-tap filter buffers), every conv is weight-normed with the
 old ``weight_g`` / ``weight_v`` keys. Two weight-normed layers the shared vocoder layers lack are
 defined here on the same base class (so folding and plain-``weight`` conversion apply to them too):
@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocoders.alias_free import Activation1d, SnakeBeta
-from models.vocoders.layers import WeightNormConv, WNConv1d, WNConvTranspose1d
+from models.blocks.alias_free import Activation1d, SnakeBeta
+from models.core.weight_norm import WeightNormConv, WNConv1d, WNConvTranspose1d
 
 
 def snake_beta(channels: int) -> Activation1d:

@@ -2,17 +2,9 @@
 ``FACodecDecoder``): a small pre-LN transformer over the pre-quantisation latents whose time-mean is
 the speaker (timbre) vector.
 
-Layer: ``x = x + MHA(LN1(x))`` (keys of ``nn.MultiheadAttention``: ``self_attn.in_proj_weight`` /
-``in_proj_bias`` / ``out_proj``; no mask), ``x = x + FFN(LN2(x))`` with FFN = Conv1d over time
-(``hidden -> filter``, kernel 5, same padding), ReLU, Linear back; ``last_ln`` after all layers.
-
-**Reference quirk: the positional encoding is indexed by batch position, not by time.** The
-reference adds ``pe[:x.size(0)]`` to a batch-first ``[B, T, D]`` tensor, so batch item ``b`` gets
-the constant ``pe[b]`` added to every frame, and a clip's timbre vector depends on where it sits in
-the batch. A clip encoded alone (the README's usage) gets ``pe[0] = (0, 1, 0, 1, ...)``.
-:meth:`TimbreEncoder.forward` reproduces the quirk only when asked
-(``reference_batch_positions=True``, for parity with batched reference runs); by default every item
-gets ``pe[0]``, i.e. exactly what it gets when encoded alone, whatever else is in the batch.
+:meth:`TimbreEncoder.forward` gives every batch item the positional encoding it gets when encoded
+alone; ``reference_batch_positions=True`` reproduces the reference's batch-position indexing, for
+parity. The layer and the quirk: ``models/facodec/README.md``.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ import torch.nn as nn
 from models.blocks.quantizers import ResidualVQ
 from models.blocks.snake_conv import EncoderBlock, Snake1d
 from models.blocks.vocos import Vocos
+from models.core.weight_norm import WNConv1d
 from models.maskgct.configs import AcousticCodecConfig, AcousticDecoderConfig, AcousticEncoderConfig
-from models.vocoders.layers import WNConv1d
 
 
 class CodecEncoder(nn.Module):

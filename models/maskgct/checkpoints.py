@@ -1,36 +1,24 @@
-"""Building MaskGCT's codecs and loading the official weights into them.
+"""Building MaskGCT's codecs and loading their official weights (``amphion/MaskGCT``).
 
-Official files (Hugging Face ``amphion/MaskGCT``, safetensors, fp32; the names are those
-``models/tts/maskgct/maskgct_inference.py`` downloads and loads with
-``safetensors.torch.load_model``, which is strict):
-
-========================================  =====================================  ==========
-file                                      module                                  size
-========================================  =====================================  ==========
-``semantic_codec/model.safetensors``      RepCodec (:class:`SemanticCodec`)       177 MB
-``acoustic_codec/model.safetensors``      :class:`CodecEncoder`                   170 MB
-``acoustic_codec/model_1.safetensors``    :class:`CodecDecoder` (RVQ + Vocos)     513 MB
-========================================  =====================================  ==========
-
-The configuration is not in that repo (it lives in Amphion's ``maskgct.json``); the official one
-is :data:`models.maskgct.configs.OFFICIAL_MASKGCT_CODECS`.
-
-Loading is strict: a missing, unexpected or mis-shaped key raises :class:`CheckpointError` naming
-the keys (and saying when the file looks like the other half of the acoustic codec). Weight-normed
-convs keep the official ``weight_g`` / ``weight_v`` keys (plain ``weight`` keys, from a model saved
-after ``remove_weight_norm``, are converted); for inference the effective weights are folded once.
+``build_*``: a module from a config and a state dict (None: seeded random weights), in eval mode
+with weight norm folded. ``load_*``: from a folder laid out like the official repository, or a
+weights file. Loading is strict: :class:`CheckpointError` names missing, unexpected and
+mis-shaped keys, and says when a file looks like another component's. The official files and
+configurations are described in ``models/maskgct/README.md``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from models.blocks.snake_conv import Snake1d
+from models.blocks.snake_conv import snake1d_near_one
+from models.core.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
+from models.core.random_init import init_random_weights
+from models.core.weight_norm import fold_weight_norm
 from models.maskgct.acoustic_codec import AcousticCodec, CodecDecoder, CodecEncoder
 from models.maskgct.configs import (
     AcousticCodecConfig,
@@ -43,8 +31,6 @@ from models.maskgct.configs import (
     tiny_semantic_codec_config,
 )
 from models.maskgct.semantic_codec import SemanticCodec
-from models.vocoders.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
-from models.vocoders.layers import WeightNormConv, fold_weight_norm
 from models.weights import HubFiles
 
 __all__ = [
@@ -58,11 +44,9 @@ __all__ = [
     "build_codec_decoder",
     "build_codec_encoder",
     "build_semantic_codec",
-    "init_random_weights",
     "load_acoustic_codec",
     "load_maskgct_codecs",
     "load_semantic_codec",
-    "load_state_dict_file",
     "load_strict",
 ]
 
@@ -86,49 +70,6 @@ _KEY_SIGNATURES = (
     ("encoder.0.embed.", "decoder.0.embed.", SEMANTIC_CODEC_FILE, "the semantic codec"),
     ("block.0.weight_v", "block.1.block.", ACOUSTIC_ENCODER_FILE, "the acoustic codec encoder"),
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# Weights
-# ---------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def init_random_weights(model: nn.Module, seed: int) -> None:
-    """Deterministic random weights for a tiny build (same seed -> same weights).
-
-    Convs and Linears uniform(+-1/sqrt(fan_in)) (weight-norm gains = ||v||), LayerNorm gains near 1
-    and biases near 0, codebooks standard normal, Snake alphas near 1. Layer scales keep their
-    initial value (1 / num_layers) and the ISTFT window stays a Hann window.
-    """
-    gen = torch.Generator().manual_seed(seed)
-
-    def uniform_(t: torch.Tensor, bound: float) -> None:
-        t.copy_((torch.rand(t.shape, generator=gen) * 2 - 1) * bound)
-
-    def normal_(t: torch.Tensor, mean: float, std: float) -> None:
-        t.copy_(torch.randn(t.shape, generator=gen) * std + mean)
-
-    for module in model.modules():
-        if isinstance(module, WeightNormConv):
-            bound = 1.0 / math.sqrt(module.weight_v[0].numel())
-            uniform_(module.weight_v, bound)
-            module.weight_g.copy_(module.weight_v.flatten(1).norm(dim=1).view_as(module.weight_g))
-            if module.bias is not None:
-                uniform_(module.bias, bound)
-            module.unfold()
-        elif isinstance(module, (nn.Conv1d, nn.Linear)):
-            bound = 1.0 / math.sqrt(module.weight[0].numel())
-            uniform_(module.weight, bound)
-            if module.bias is not None:
-                uniform_(module.bias, bound)
-        elif isinstance(module, nn.LayerNorm):
-            normal_(module.weight, 1.0, 0.1)
-            normal_(module.bias, 0.0, 0.1)
-        elif isinstance(module, nn.Embedding):
-            normal_(module.weight, 0.0, 1.0)
-        elif isinstance(module, Snake1d):
-            normal_(module.alpha, 1.0, 0.1)
 
 
 def _signature_hint(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -158,7 +99,9 @@ def _for_inference(model: nn.Module, device: str | torch.device) -> nn.Module:
 def _ready(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | None, seed: int, source: str,
            device: str | torch.device) -> nn.Module:
     if state_dict is None:
-        init_random_weights(model, seed)
+        # Tiny: the common draws and Snake alphas near 1; layer scales (1 / num_layers) and the ISTFT
+        # window keep their built values.
+        init_random_weights(model, seed, rules=(snake1d_near_one,))
     else:
         load_strict(model, state_dict, source)
     return _for_inference(model, device)

@@ -1,21 +1,9 @@
-"""Configurations of MaskGCT's two codecs, parsed from the reference's JSON shape.
+"""Configurations of MaskGCT's two codecs, parsed from the reference's ``maskgct.json`` shape.
 
-Amphion keeps every hyperparameter in ``models/tts/maskgct/config/maskgct.json`` (the Hugging Face
-repo ``amphion/MaskGCT`` holds only weights). Its ``model.semantic_codec`` section configures the
-semantic codec (RepCodec) and ``model.acoustic_codec`` = ``{"encoder": ..., "decoder": ...}`` the
-acoustic codec. The parsers accept the section itself (as the parity fixtures store it), the
-``model`` object, or the whole file, and apply the reference's reading rules:
-
-* RepCodec: every key has a constructor default; ``vocos_intermediate_dim`` and
-  ``vocos_num_layers`` are only read when ``vocos_dim`` is present (a quirk of the reference,
-  which fails when ``vocos_dim`` is given without them);
-* CodecEncoder: ``d_model``, ``up_ratios``, ``out_channels`` and ``use_tanh`` are all required;
-* CodecDecoder: the input width is read from ``in_channels`` only. The official file misspells it
-  ``"in_channel"``, which the reference never reads, so the width is always the default 256.
-  Training-only keys (dropout, commitment, k-means and EMA settings) are accepted and ignored.
-  Only what MaskGCT uses is built: ``quantizer_type "fvq"`` with ``use_vocos`` true.
-
-:data:`OFFICIAL_MASKGCT_CODECS` holds the two sections of the official ``maskgct.json``.
+The parsers take a section (``model.semantic_codec``, ``model.acoustic_codec``), the ``model``
+object or the whole file, and apply the reference's reading rules (see ``models/maskgct/README.md``);
+a configuration that does not describe a supported codec is a :class:`ConfigError`.
+:data:`OFFICIAL_MASKGCT_CODECS` holds the official sections.
 """
 
 from __future__ import annotations
@@ -26,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.vocoders.configs import ConfigError, read_json
+from models.core.configs import ConfigError, read_json
 
 __all__ = [
     "AcousticCodecConfig",

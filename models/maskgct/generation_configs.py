@@ -1,18 +1,9 @@
-"""Configurations of MaskGCT's generation models (T2S and the two S2A models).
+"""Configurations of MaskGCT's generation models: T2S and the two S2A models.
 
-Amphion keeps them in ``models/tts/maskgct/config/maskgct.json`` (in the code repository, not in
-the HF weights repo ``amphion/MaskGCT``) under ``model.t2s_model`` and ``model.s2a_model.{s2a_1layer,
-s2a_full}``. The parsers below accept the whole file, the ``model`` object, or the section itself
-(the parity fixtures ship the section: ``maskgct_t2s/config.json`` is a ``t2s_model`` object and
-``maskgct_s2a/config.json`` the ``s2a_model`` object with both sub-models).
-
-Fixed in Amphion's code, not in the config: phone table 1024 x hidden with ``padding_idx`` 1023, RoPE
-theta 10000, RMS eps 1e-6, FFN width 4 x hidden. ``cfg_scale`` (training-time condition drop),
-``mask_layer_schedule`` and ``predict_layer_1`` only matter for training and ``cond_dim`` is unused;
-they are kept so a config round-trips.
-
-The official values (``OFFICIAL_*``) were read from that maskgct.json; the unit tests build them on
-the meta device and compare every key and shape with the fixtures' ``official_keys.json``.
+The parsers take the whole ``maskgct.json``, its ``model`` object or the section itself
+(``t2s_model``, ``s2a_model``); a configuration they cannot use is a :class:`GenerationConfigError`.
+``OFFICIAL_*`` hold the official values. What is fixed in Amphion's code rather than in the file:
+see ``models/maskgct/README.md``.
 """
 
 from __future__ import annotations
@@ -112,7 +103,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        from models.vocoders.configs import loads_lenient  # tolerant parser for json5-style files
+        from models.core.configs import loads_lenient  # tolerant parser for json5-style files
 
         data = loads_lenient(text)
     if not isinstance(data, dict):

@@ -1,21 +1,6 @@
-"""Where the official files of the whole MaskGCT pipeline live (for ``models.weights.resolve`` /
-``download``), one entry per component so that each can be resolved (and deployed) on its own.
-
-=================  ==========================  =========================================================
-key                repo                        files
-=================  ==========================  =========================================================
-``w2v_bert``       ``facebook/w2v-bert-2.0``   config.json, preprocessor_config.json, model.safetensors
-``semantic_stats`` Amphion's GitHub repository  models/tts/maskgct/ckpt/wav2vec2bert_stats.pt (pinned)
-``semantic_codec`` ``amphion/MaskGCT``         semantic_codec/model.safetensors
-``acoustic_codec`` ``amphion/MaskGCT``         acoustic_codec/model.safetensors, acoustic_codec/model_1.safetensors
-``t2s``            ``amphion/MaskGCT``         t2s_model/model.safetensors
-``s2a``            ``amphion/MaskGCT``         s2a_model/s2a_model_{1layer,full}/model.safetensors
-=================  ==========================  =========================================================
-
-The stats file (9 KB: ``mean`` and ``var`` of the layer-17 features) ships with Amphion's code
-(``models/tts/maskgct/ckpt/wav2vec2bert_stats.pt``, also in the HF *Space* ``amphion/maskgct``), not in a
-Hugging Face model repo: it is fetched from the repository at the pinned commit and hash-checked
-(``models.pinned``), or read from ``$AMPHION_MASKGCT_STATS_DIR``.
+"""Where the official files of every MaskGCT component live (:data:`OFFICIAL_PIPELINE_FILES`, for
+``models.weights.resolve`` / ``download``), one entry per component so that each can be resolved
+and deployed on its own. The table and the pinned statistics file: ``models/maskgct/README.md``.
 """
 
 from __future__ import annotations

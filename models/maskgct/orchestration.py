@@ -1,44 +1,30 @@
 """MaskGCT's orchestration, once, for every way of running the stages.
 
-:class:`MaskGCTOrchestrator` holds everything :meth:`MaskGCTPipeline.generate
-<models.maskgct.pipeline.MaskGCTPipeline.generate>` does between the model stages: input checks,
-prompt alignment, target-length estimation, sentence splitting, cumulative progress, randomness,
-joining with fades. The stages themselves are coroutines behind the :class:`MaskGCTStages`
-protocol, with numpy arrays in and out (int64 tokens and codes, float32 audio; never torch
-tensors), so the same orchestration runs
+:class:`MaskGCTOrchestrator` does everything between the model stages: input checks, prompt
+alignment, target lengths, sentence splitting, cumulative progress, randomness, joining with fades.
+The stages are coroutines behind :class:`MaskGCTStages` (numpy in and out: int64 tokens and codes,
+float32 audio), so the same orchestration runs in process (:class:`InlineStages` over a pipeline's
+:class:`LocalStages`, driven by :func:`models.core.stages.run_inline`) and across deployments (the
+protocol over handles to the component deployments, each running :class:`LocalStages`).
 
-* in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
-  calls) and :func:`run_inline` drives the coroutine without an event loop (it never suspends);
-* across Ray Serve deployments: ``deployments/maskgct.py`` implements the protocol with
-  DeploymentHandles to the component deployments, each of which runs :class:`LocalStages` on its
-  own component.
-
-**Requests of the generating stages** (``text_to_semantic`` / ``semantic_to_acoustic``) are dicts:
-the arrays, the decoding settings, ``seed``, ``rng`` (the random state so far, see below) and
-``progress`` (``{"offset": o, "total": t}``: step ``s`` of this call is reported as ``o + s`` of
-``t``, so that counts run on over text pieces). Answers are dicts: ``tokens`` / ``codes`` and the
-new ``rng``.
-
-**Randomness**: one ``torch.Generator`` feeds every draw of a call. Its state travels between the
-stages as ``{"device": "cpu" | "cuda", "state": uint8 array}``: the first stage that draws seeds a
-generator on its device with ``seed``, every later one restores the state it is handed and returns
-the advanced state. In process, and across deployments on the same kind of device, that is the very
-same stream of draws, hence the same audio for the same seed.
+Requests and answers of the generating stages, randomness, lengths and errors:
+``models/maskgct/README.md``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import math
-import numbers
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from models.audio.resample import to_rate
 from models.blocks.masked_generation import executed_steps
+from models.core import checks
+from models.core import stages as core_stages
+from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator
 from models.maskgct.configs import ACOUSTIC_SAMPLE_RATE, SEMANTIC_SAMPLE_RATE
 from models.maskgct.s2a import DEFAULT_STEPS as S2A_DEFAULT_STEPS
 from models.text import (
@@ -58,7 +44,6 @@ __all__ = [
     "MaskGCTStages",
     "ReferenceAudioError",
     "TargetLengthError",
-    "run_inline",
 ]
 
 SAMPLE_RATE = ACOUSTIC_SAMPLE_RATE     # output and acoustic-prompt rate (24 kHz)
@@ -82,9 +67,6 @@ DEFAULT_MAX_CHARS = {"zh": 80, "ko": 120}
 FALLBACK_MAX_CHARS = 240
 JOIN_FADE_SECONDS = 0.01
 
-ProgressFn = Callable[[str, int, int], None]
-T = TypeVar("T")
-
 
 class MaskGCTInputError(ValueError):
     """A request the pipeline cannot serve as given (a client error); the message is user-safe."""
@@ -107,18 +89,11 @@ class TargetLengthError(MaskGCTInputError):
 
 
 def _nonneg_float(value, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise MaskGCTInputError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if value < 0 or (positive and value == 0):
-        raise MaskGCTInputError(f"{name} must be {'positive' if positive else 'non-negative'}, got {value}")
-    return value
+    return checks.finite(value, name, MaskGCTInputError, positive=positive)
 
 
 def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise MaskGCTInputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return checks.integer(value, name, MaskGCTInputError, 1)
 
 
 def _share(total: int, weights: Sequence[int]) -> list[int]:
@@ -153,31 +128,10 @@ def _join(pieces: list[np.ndarray], fade: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _as_mono_float(wav, name: str) -> np.ndarray:
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().numpy()
-    arr = np.asarray(wav)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise ReferenceAudioError(f"{name} must be mono audio (one channel), got an array of shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.integer):
-        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-    elif not np.issubdtype(arr.dtype, np.floating):
-        raise ReferenceAudioError(f"{name} must hold audio samples, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise ReferenceAudioError(f"{name} contains NaN or infinite samples")
-    return arr
-
-
 def resample_to_16k(wav24: np.ndarray) -> np.ndarray:
     """24 kHz -> 16 kHz (torchaudio's windowed-sinc resampler; the reference lets librosa load the
     file at 16 kHz instead, which differs only near the band edge)."""
-    import torchaudio.functional as AF
-
-    x = torch.from_numpy(np.ascontiguousarray(wav24)).view(1, -1)
-    return AF.resample(x, SAMPLE_RATE, SEMANTIC_SAMPLE_RATE).view(-1).numpy()
+    return to_rate(wav24, SAMPLE_RATE, SEMANTIC_SAMPLE_RATE)
 
 
 def s2a_steps(num_quantizers: int, n_timesteps: Sequence[int] | None = None) -> list[int]:
@@ -195,51 +149,6 @@ def s2a_steps(num_quantizers: int, n_timesteps: Sequence[int] | None = None) -> 
 def s2a_planned_steps(target_len: int, steps: Sequence[int]) -> int:
     """S2A steps over both models (the 1-layer one for layer 0, the full one for the rest)."""
     return sum(executed_steps(int(n), target_len) for n in steps)
-
-
-def int64(x) -> np.ndarray:
-    """Tokens or codes as they cross a handle: contiguous int64 numpy."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    return np.ascontiguousarray(x, dtype=np.int64)
-
-
-def float32(x) -> np.ndarray:
-    """Audio or features as they cross a handle: contiguous float32 numpy."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().float().cpu().numpy()
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-# ---------------------------------------------------------------------------------------------
-# randomness across stages
-
-
-def stage_generator(request: dict, device: str | torch.device) -> torch.Generator | None:
-    """The generator a stage draws from: the state it was handed (``rng``), else a new one seeded
-    with ``seed`` on ``device``, else None (torch's global RNG)."""
-    rng = request.get("rng")
-    if rng is not None:
-        kind = str(rng["device"])
-        state = torch.from_numpy(np.ascontiguousarray(rng["state"], dtype=np.uint8))
-        if kind == "cuda" and not torch.cuda.is_available():
-            # A CUDA stream cannot continue on a CPU-only replica: a CPU generator seeded from the
-            # state keeps the call deterministic (same seed, same audio), on a different stream.
-            digest = hashlib.sha256(state.numpy().tobytes()).digest()
-            return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-        gen = torch.Generator(device=kind)
-        gen.set_state(state)
-        return gen
-    seed = request.get("seed")
-    if seed is None:
-        return None
-    return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
-
-
-def generator_state(gen: torch.Generator | None) -> dict | None:
-    if gen is None:
-        return None
-    return {"device": gen.device.type, "state": np.ascontiguousarray(gen.get_state().numpy(), dtype=np.uint8)}
 
 
 def _on_step(stage: str, request: dict, emit: ProgressFn | None):
@@ -281,6 +190,9 @@ class LocalStages:
     """The stages of an in-process pipeline (possibly one holding only some components), with numpy
     in and out: what each component deployment runs (in a worker thread), and what
     :class:`InlineStages` wraps for :meth:`MaskGCTPipeline.generate`."""
+
+    #: The stages that generate, reporting their steps to ``emit``.
+    GENERATING = frozenset({"text_to_semantic", "semantic_to_acoustic"})
 
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
@@ -326,48 +238,8 @@ class LocalStages:
         return float32(self.pipeline.decode(torch.from_numpy(int64(codes))))
 
 
-class InlineStages:
-    """:class:`LocalStages` as coroutines that never suspend (for :func:`run_inline`); the generating
-    stages report their steps to ``on_progress``."""
-
-    def __init__(self, local: LocalStages, on_progress: ProgressFn | None = None) -> None:
-        self.local = local
-        self.on_progress = on_progress
-
-    async def semantic_tokens(self, wav16k):
-        return self.local.semantic_tokens(wav16k)
-
-    async def acoustic_codes(self, wav24k):
-        return self.local.acoustic_codes(wav24k)
-
-    async def text_to_semantic(self, request):
-        return self.local.text_to_semantic(request, self.on_progress)
-
-    async def semantic_to_acoustic(self, request):
-        return self.local.semantic_to_acoustic(request, self.on_progress)
-
-    async def decode(self, codes):
-        return self.local.decode(codes)
-
-
-def run_inline(coro: Awaitable[T]) -> T:
-    """Run a coroutine that never suspends (all its stages are :class:`InlineStages`) to its end,
-    here, without an event loop: works from plain threads and from inside a running loop alike."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    coro.close()
-    raise RuntimeError("an inline MaskGCT stage suspended; in-process stages must not wait on anything")
-
-
-async def _inline(fn: Callable[..., T], *args) -> T:
-    return fn(*args)
-
-
-async def in_thread(fn: Callable[..., T], *args) -> T:
-    """Offload for an event loop that must stay free: CPU work in a worker thread."""
-    return await asyncio.to_thread(fn, *args)
+class InlineStages(core_stages.InlineStages, local=LocalStages):
+    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +251,7 @@ class MaskGCTOrchestrator:
 
     ``g2p``: a :class:`models.text.G2P`. ``num_quantizers``: the acoustic codec's layers.
     ``offload(fn, *args)``: how CPU work outside the stages (checks, resampling, G2P) runs: inline
-    by default, :func:`in_thread` on an event loop that must stay free.
+    by default, :func:`models.core.stages.in_thread` on an event loop that must stay free.
     """
 
     def __init__(self, g2p, num_quantizers: int, *,
@@ -388,7 +260,7 @@ class MaskGCTOrchestrator:
         self.g2p = g2p
         self.num_quantizers = int(num_quantizers)
         self.max_target_seconds = max_target_seconds
-        self.offload = offload or _inline
+        self.offload = offload or inline
 
     # --- checks --------------------------------------------------------------------------------
 
@@ -427,7 +299,7 @@ class MaskGCTOrchestrator:
 
     @staticmethod
     def reference(wav24k) -> np.ndarray:
-        wav = _as_mono_float(wav24k, "reference audio")
+        wav = checks.mono(wav24k, "reference audio", ReferenceAudioError)
         if len(wav) < MIN_REFERENCE_SECONDS * SAMPLE_RATE:
             raise ReferenceAudioError(
                 f"reference audio too short: {len(wav) / SAMPLE_RATE:.2f} s, at least {MIN_REFERENCE_SECONDS} s needed"
@@ -471,10 +343,7 @@ class MaskGCTOrchestrator:
         c["filter_thres"] = _nonneg_float(filter_thres, "filter_thres")
         if c["filter_thres"] >= 1:
             raise MaskGCTInputError(f"filter_thres must be below 1, got {c['filter_thres']}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= int(seed) < 2**63):
-            raise MaskGCTInputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-        c["seed"] = None if seed is None else int(seed)
+        c["seed"] = checks.seed(seed, MaskGCTInputError)
         c["wav24"] = self.reference(reference_wav_24k)
         c["wav16"] = resample_to_16k(c["wav24"])
         return c

@@ -1,58 +1,16 @@
 """MaskGCT zero-shot TTS, end to end: text + a reference recording -> 24 kHz speech in its voice.
 
-The stages, as Amphion's ``MaskGCT_Inference_Pipeline.maskgct_inference`` runs them (each one a
-method, so that a serving layer can put each on its own deployment):
+:class:`MaskGCTPipeline` holds the components (possibly only some: ``parts=``) and runs one stage
+per method: :meth:`~MaskGCTPipeline.semantic_tokens`, :meth:`~MaskGCTPipeline.acoustic_codes`,
+:meth:`~MaskGCTPipeline.phone_ids`, :meth:`~MaskGCTPipeline.text_to_semantic`,
+:meth:`~MaskGCTPipeline.semantic_to_acoustic`, :meth:`~MaskGCTPipeline.decode` (24 kHz float32).
+:meth:`~MaskGCTPipeline.generate` runs :class:`~models.maskgct.orchestration.MaskGCTOrchestrator`
+over them; input errors are :class:`MaskGCTInputError` and :class:`models.text.UnsupportedLanguage`,
+raised before any model runs.
 
-===================  ========================================  =========================================
-stage (progress)     method                                    what
-===================  ========================================  =========================================
-``semantic_prompt``  :meth:`MaskGCTPipeline.semantic_tokens`   16 kHz reference -> w2v-bert-2.0 layer 17,
-                                                               normalised -> semantic codec -> ``[1, P]``
-``acoustic_prompt``  :meth:`MaskGCTPipeline.acoustic_codes`    24 kHz reference -> codec encoder + RVQ
-                                                               -> ``[1, P, nq]``
-``g2p``              :meth:`MaskGCTPipeline.phone_ids`         reference text and text -> phone ids
-``t2s``              :meth:`MaskGCTPipeline.text_to_semantic`  masked decoding of ``T`` semantic tokens
-``s2a``              :meth:`MaskGCTPipeline.semantic_to_acoustic`  layer 0 (1-layer model), then layers
-                                                               1.. (full model) -> ``[1, T, nq]``
-``decode``           :meth:`MaskGCTPipeline.decode`            codes -> Vocos -> ``T * 480`` samples
-===================  ========================================  =========================================
-
-Defaults are the reference's: T2S 25 steps, CFG 2.5 with rescale 0.75, temperature 0.9; S2A steps
-``[25, 10, 1, ...]``, temperature 1.5, CFG 2.5 / 0.75; top-k threshold 0.98 for both; decoding with
-every codec layer (12).
-
-**Target length** in 50 Hz frames: ``floor(target_len_s * 50)`` (the reference's ``int``, made
-robust to float noise so that 2.3 s gives 115 frames), else the reference's estimate
-``int(samples_16k * n_text_phones / n_reference_phones / 16000 * 50)``. The output has exactly
-``frames * 480`` samples: the reference's semantic and acoustic prompts are cut to their common
-length (the w2v-bert front end usually yields one frame fewer than the codec; the reference leaves
-them unequal, which makes its S2A produce one frame fewer than asked, shifted by a frame).
-
-**Long texts** are cut with :func:`models.text.split_sentences` (``max_chars`` per piece, by default
-80 for Mandarin, 120 for Korean, 240 otherwise). Every piece is generated against the same
-reference: all T2S passes first, then all S2A passes, then decoding, so that the progress stages
-run in order; step counters and totals are cumulative over the pieces. A given ``target_len_s``
-is shared out by phone count (the pieces' frames add up to exactly the target); otherwise each
-piece gets its own estimate. Pieces are joined end to end with 10 ms fades at the seams.
-
-**Randomness**: ``seed`` seeds one ``torch.Generator`` on the pipeline's device that feeds every
-draw of the call (same seed, same device -> same audio); ``None`` draws from torch's global RNG.
-
-**Errors** the caller should turn into 4xx responses are :class:`MaskGCTInputError` (a
-``ValueError``; :class:`EmptyTextError`, :class:`ReferenceAudioError`, :class:`TargetLengthError`)
-and :class:`models.text.UnsupportedLanguage` (also a ``ValueError``); their messages are safe to
-show. Input checks run before any model does.
-
-**Weights**: :meth:`MaskGCTPipeline.from_weights` resolves the six entries of
-:data:`models.maskgct.official.OFFICIAL_PIPELINE_FILES`. ``"tiny"`` builds every component small
-with seeded weights and matching sizes (64 semantic codes, 3 x 32 acoustic codes, 32-d features,
-same sample and frame rates as the official models). Components are never mixed: in ``"auto"`` mode
-one missing official file makes the whole pipeline tiny. ``parts=`` loads only some components (what
-each component deployment does; :func:`resolve_parts` keeps separately loaded parts consistent).
-
-**Orchestration** (checks, prompt alignment, lengths, splitting, progress, randomness, joining) is
-:class:`models.maskgct.orchestration.MaskGCTOrchestrator`'s: :meth:`MaskGCTPipeline.generate` runs
-it over this pipeline's own stages, the served pipeline over its component deployments.
+:meth:`~MaskGCTPipeline.from_weights` builds it from the official files (``"pretrained"``), small
+seeded stand-ins (``"tiny"``) or whichever is on this machine (``"auto"``; never a mix). Stages,
+defaults, lengths and weights: ``models/maskgct/README.md``.
 """
 
 
@@ -64,6 +22,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from models.core import checks
+from models.core.stages import ProgressFn, run_inline
 from models.maskgct.acoustic_codec import AcousticCodec
 from models.maskgct.checkpoints import (
     build_acoustic_codec,
@@ -99,12 +59,9 @@ from models.maskgct.orchestration import (  # noqa: F401  (re-exported: the pipe
     LocalStages,
     MaskGCTInputError,
     MaskGCTOrchestrator,
-    ProgressFn,
     ReferenceAudioError,
     TargetLengthError,
-    _as_mono_float,
     resample_to_16k,
-    run_inline,
 )
 from models.maskgct.orchestration import s2a_steps as _s2a_steps
 from models.maskgct.s2a import MaskGCTS2A, build_s2a_model, load_s2a_model, semantic_to_acoustic
@@ -364,7 +321,7 @@ class MaskGCTPipeline:
     def semantic_tokens(self, wav16k: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Mono 16 kHz waveform -> semantic tokens ``[1, P]`` (int64, 50 Hz) on the pipeline's device."""
         self._part("semantic")
-        wav = _as_mono_float(wav16k, "the 16 kHz reference")
+        wav = checks.mono(wav16k, "the 16 kHz reference", ReferenceAudioError)
         if len(wav) < self.semantic_encoder.min_samples:
             raise ReferenceAudioError("the reference audio is too short")
         features = self.semantic_encoder.encode(wav)
@@ -375,7 +332,7 @@ class MaskGCTPipeline:
     def acoustic_codes(self, wav24k: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Mono 24 kHz waveform -> acoustic codes ``[1, P, nq]`` (int64, 50 Hz) on the pipeline's device."""
         self._part("acoustic")
-        wav = _as_mono_float(wav24k, "the 24 kHz reference")
+        wav = checks.mono(wav24k, "the 24 kHz reference", ReferenceAudioError)
         if len(wav) < self.hop_length:
             raise ReferenceAudioError("the reference audio is too short")
         x = torch.from_numpy(np.ascontiguousarray(wav)).to(self.device).view(1, 1, -1)

@@ -1,25 +1,10 @@
 """MaskGCT semantic-to-acoustic models (Amphion ``MaskGCT_S2A`` with a ``DiffLlama`` backbone).
 
-Two checkpoints of the same class: the 1-layer model (``num_quantizer`` 1) predicts RVQ layer 0 of
-the acoustic codec, the full model (12 quantizers) predicts layers 1..11 given layer 0
-(:func:`semantic_to_acoustic` chains them as ``MaskGCT_Inference_Pipeline.semantic2acoustic``).
-
-:meth:`MaskGCTS2A.generate` decodes the layers ``g .. max_layer-1`` one after the other (``g`` = number
-of given ``gt_code`` layers), each by a masked generative pass of ``n_timesteps[layer]`` steps. For
-layer ``l`` one step uses:
-
-* condition ``cond + layer_emb[l]`` over all P+T frames (``cond`` = ``cond_emb(semantic)``);
-* target input ``cum + where(mask, mask_emb, token_emb[l](seq)) + mask_emb * (max_layer - 1 - l)``,
-  ``cum`` = the embeddings of the decided lower layers; prompt input ``sum_j token_emb[j](prompt[..., j])``
-  over the model's ``num_quantizer`` layers;
-* conditional pass on ``[prompt | target]`` with the full condition (positions 0 .. P+T-1), target
-  slice kept; with ``cfg > 0`` an unconditional pass on the target alone that KEEPS the target
-  frames' semantic condition (positions from 0); CFG + std rescale; ``to_logits[l]``.
-
-Weights (HF ``amphion/MaskGCT``, fp32): ``s2a_model/s2a_model_1layer/model.safetensors`` (1.32 GB)
-and ``s2a_model/s2a_model_full/model.safetensors`` (1.41 GB). They may hold an empty
-``diff_estimator.embed_tokens.weight`` (0, 256), a leftover of the reference's dummy Llama config;
-it is accepted present or absent.
+:class:`MaskGCTS2A` is one of two checkpoints of the same class: the 1-layer model predicts RVQ
+layer 0, the full model layers 1..11 given layer 0; :func:`semantic_to_acoustic` chains them.
+:meth:`MaskGCTS2A.generate` decodes one layer after the other by masked generative passes.
+``build_s2a_model`` / ``load_s2a_model`` build or strictly load one (weights in ``amphion/MaskGCT``).
+How a step works and what the files hold: ``models/maskgct/README.md``.
 """
 
 from __future__ import annotations

@@ -1,28 +1,11 @@
-"""MaskGCT's semantic encoder: normalised w2v-bert-2.0 layer-17 features, 16 kHz audio -> 50 Hz.
+"""MaskGCT's semantic encoder: 16 kHz audio -> normalised w2v-bert-2.0 layer-17 features at 50 Hz.
 
-What Amphion's ``MaskGCT_Inference_Pipeline`` does before the semantic codec (``extract_features``
-and the first half of ``extract_semantic_code``), and so what :class:`SemanticEncoder` does:
-
-1. **Front end.** transformers' ``SeamlessM4TFeatureExtractor``: Kaldi-style 80-bin log-mel fbank
-   (25 ms Povey window, 10 ms hop, pre-emphasis 0.97, DC removal, input scaled to 16-bit range),
-   each mel bin normalised to zero mean / unit variance over the utterance, the frames padded to an
-   even count (padding value 1, masked out) and stacked in pairs: ``[B, F, 160]`` at 50 Hz. We run
-   transformers' own class, so the numbers are the reference's; it is built offline, from the
-   weights folder's ``preprocessor_config.json`` (official) or from the same values (tiny).
-2. **Encoder.** ``transformers.Wav2Vec2BertModel`` with ``output_hidden_states``; the features are
-   ``hidden_states[layer]`` (officially 17 of 24: the output of the 17th conformer layer). Layers
-   above ``layer`` cannot change it, so they are not built (their weights are skipped at load).
-3. **Normalisation.** ``(h - mean) / sqrt(var)`` with the ``mean`` / ``var`` vectors of
-   ``wav2vec2bert_stats.pt`` (Amphion repo, ``models/tts/maskgct/ckpt/``).
-
-Output: ``[B, F, hidden]`` float32 (1024 officially) at 50 Hz; ``F = ceil(n_fbank / 2)`` with
-``n_fbank = 1 + (samples - 400) // 160``.
-
-Weights: ``facebook/w2v-bert-2.0`` (config.json, preprocessor_config.json, model.safetensors: the
-checkpoint of the pre-training model, loaded into the bare encoder as Amphion does). The stats file
-is not in any Hugging Face model repo (it ships with Amphion's code and its HF Space), so it is fetched
-from Amphion's repository at the pinned commit and hash-checked, or read from the folder named by
-``$AMPHION_MASKGCT_STATS_DIR`` (:data:`SEMANTIC_STATS_FILES`).
+:class:`SemanticEncoder` runs transformers' ``SeamlessM4TFeatureExtractor`` and ``Wav2Vec2BertModel``
+(layers above the one read are not built) and normalises with ``wav2vec2bert_stats.pt``: ``[B, F,
+hidden]`` float32 with ``F = ceil((1 + (samples - 400) // 160) / 2)``. ``build_semantic_encoder``
+makes a tiny seeded one, ``load_semantic_encoder`` the official one (``facebook/w2v-bert-2.0`` plus
+the stats, :data:`W2V_BERT_FILES`, :data:`SEMANTIC_STATS_FILES`). The reference's steps and where
+the stats come from: ``models/maskgct/README.md``.
 """
 
 from __future__ import annotations
@@ -34,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.core.checkpoints import CheckpointError
 from models.pinned import PinnedFile, PinnedSource
-from models.vocoders.checkpoints import CheckpointError
 from models.weights import HubFiles
 
 __all__ = [

@@ -1,19 +1,10 @@
 """MaskGCT text-to-semantic model (Amphion ``MaskGCT_T2S`` with a ``DiffLlamaPrefix`` backbone).
 
-Given the prompt's semantic tokens (B, P), the phone ids of prompt + target text (B, Np) and a target
-length T, :meth:`MaskGCTT2S.generate` fills T semantic tokens by masked generative decoding
-(:mod:`models.blocks.masked_generation`). One step:
-
-* target input ``where(mask, mask_emb, cond_emb(seq))``; the conditional pass runs the estimator on
-  ``[cond_mlp(phone_emb(phone_id)) | cond_emb(prompt) | target]`` (phones first, RoPE positions
-  0 .. Np+P+T-1) and keeps the last T outputs;
-* with ``cfg > 0`` an unconditional pass on the target alone (no phones, no prompt, positions from 0);
-* CFG with the whole-tensor std rescale on the hidden states, then ``to_logit``.
-
-Weights: ``t2s_model/model.safetensors`` of the HF repo ``amphion/MaskGCT`` (fp32, 2.99 GB),
-key names as :class:`MaskGCTT2S` (``phone_emb``, ``cond_emb``, ``mask_emb``, ``to_logit``,
-``diff_estimator.*``); its configuration is ``model.t2s_model`` of Amphion's maskgct.json
-(:data:`~models.maskgct.generation_configs.OFFICIAL_T2S`).
+Given the prompt's semantic tokens ``(B, P)``, the phone ids of prompt + target text ``(B, Np)`` and
+a target length ``T``, :meth:`MaskGCTT2S.generate` fills ``T`` semantic tokens by masked generative
+decoding. ``build_t2s_model`` / ``load_t2s_model`` build or strictly load it (weights
+``t2s_model/model.safetensors`` of ``amphion/MaskGCT``, configuration
+:data:`~models.maskgct.generation_configs.OFFICIAL_T2S`). One decoding step: ``models/maskgct/README.md``.
 """
 
 from __future__ import annotations

@@ -1,38 +1,13 @@
-"""The autoregressive content-style transformers of Vevo and Vevo1.5 (a causal Llama over one shared
-vocabulary), with a KV cache and the reference's sampling.
+"""The autoregressive content-style transformers of Vevo and Vevo1.5: a causal Llama over one shared
+vocabulary, with a KV cache and the reference's sampling.
 
-Amphion wraps HF ``LlamaForCausalLM`` (transformers 4.41) in ``AutoregressiveTransformer``
-(``models/vc/autoregressive_transformer/ar_model.py`` for Vevo, ``models/svc/...`` for Vevo1.5).
-This is a self-contained re-implementation of the same arithmetic: token embedding; per layer
-``h + Attn(RMSNorm(h))`` then ``h + MLP(RMSNorm(h))``; final RMSNorm; untied ``lm_head`` (logits in
-float32). RMSNorm ``w * (x * rsqrt(mean(x^2) + 1e-6))`` with the mean in float32; causal attention
-without biases, RoPE theta 10000 in the HF half-split layout (dimension j pairs with j + head_dim/2),
-positions 0 .. L-1; SwiGLU MLP ``down(silu(gate(x)) * up(x))``.
-
-Vocabulary (one embedding table of ``inputs + outputs + 20`` rows; :class:`ARVocabulary`):
-
-* Vevo: output (content-style vq8192) ids at [0, O); input ids shifted by +O; then pad = in+O,
-  input BOS/EOS, output BOS/EOS. The joint VC+TTS model (Vq32ToVq8192) takes phone ids in
-  [0, 1024) and vq32 ids shifted by +1024 by the pipeline (:attr:`VevoARConfig.vc_input_ids_offset`);
-  PhoneToVq8192 takes phone ids only.
-* Vevo1.5: content-style ids at [0, CS); style (prosody) ids +CS; content (phone) ids +CS+S; then pad,
-  content BOS/EOS, style BOS/EOS, content-style BOS/EOS.
-
-Inference sequence: ``[in_BOS, inputs, in_EOS, (style_BOS, style, style_EOS), out_BOS, prompt outputs]``
-(the reference builds the prompt's ``[out_BOS, prompt, out_EOS]`` and drops the EOS), no attention
-mask; the model continues with content-style ids until it samples the output EOS or reaches the
-length limit. :meth:`ContentStyleAR.generate` returns the new ids with a leading output BOS and a
-trailing output EOS removed, as the reference.
-
-Sampling (:class:`SamplingConfig`) follows HF ``generate`` exactly, per step: raw logits -> output
-EOS set to -inf while fewer than ``min_new_tokens`` were generated -> ``/ temperature`` -> top-k
-(keep scores >= the k-th largest) -> top-p (sort ascending, softmax, cumulative sum, drop entries
-whose cumulative probability is <= 1 - top_p, always keep the largest) -> softmax -> a categorical
-draw. The draw is inverse-CDF sampling of one uniform per step (token = number of cumulative
-probabilities <= u), so seeded runs (a ``torch.Generator``) and runs on injected uniforms (parity)
-share one code path. The reference samples over the WHOLE vocabulary (input ids and specials are
-not masked, and with random weights they do get sampled); ``output_only=True`` is an extension that
-restricts sampling to output ids and the output EOS.
+:class:`ContentStyleAR` holds the model and its :class:`ARVocabulary`; :meth:`ContentStyleAR.generate`
+continues ``[in_BOS, inputs, in_EOS, (style), out_BOS, prompt]`` with output ids until the output
+EOS or the length limit and returns the new ids (``output_only`` restricts sampling to output ids,
+our extension). Sampling follows HF ``generate`` (:class:`SamplingConfig`), drawing from a
+``torch.Generator`` or from injected uniforms. ``build_ar_model`` / ``load_ar_model`` build or
+strictly load one (the official checkpoints: ``fm_ar_configs.OFFICIAL_CHECKPOINTS``). The
+architecture, vocabulary layout and sampling steps: ``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -47,6 +22,7 @@ import torch.nn.functional as F
 
 from models.blocks.diff_llama import DiffLlamaMLP, build_or_load, rope_tables
 from models.blocks.masked_generation import NoiseSource, make_noise
+from models.core.checkpoints import load_state_dict_file
 from models.vevo.fm_ar_configs import (
     ARConfig,
     LlamaSize,
@@ -56,7 +32,6 @@ from models.vevo.fm_ar_configs import (
     parse_ar_config,
     read_config_file,
 )
-from models.vocoders.checkpoints import load_state_dict_file
 
 __all__ = [
     "ARStep",

@@ -1,20 +1,9 @@
 """Configurations of Vevo's front ends, tokenizers and vocoder, parsed from the official files.
 
-Amphion keeps these in its code repository, not in the Hugging Face repo ``amphion/Vevo`` (which holds
-only weights), so the official values are also written out here (commit d3de90f):
-
-* ``models/vc/vevo/config/Vocoder.json``: ``preprocess`` = the 24 kHz mel (:class:`VevoMelConfig`, with the
-  ``mel_mean`` / ``mel_var`` normalisation) and ``model.vocos`` = the vocoder (:class:`VocosVocoderConfig`).
-  Vevo1.5's ``models/svc/vevosing/config/vocoder.json`` has the same two blocks with the same values.
-* ``models/vc/vevo/config/hubert_large_l18_c32.yaml``: the constructor arguments of ``VevoRepCodec``, the
-  vq32 content tokenizer (:class:`ContentTokenizerConfig`).
-* ``models/vc/vevo/config/Vq8192ToMels.json`` ``model.repcodec`` (the AR configs carry the same block as
-  ``model.output_repcodec``): the vq8192 content-style tokenizer, a RepCodec with MaskGCT's semantic-codec
-  architecture, so it parses into :class:`models.maskgct.configs.SemanticCodecConfig`.
-
-Reading rules follow the reference: the mel keys are all required (``build_mel_model`` reads each one),
-the vocoder and RepCodec keys fall back to the constructor defaults, and the YAML is splatted into
-``VevoRepCodec(**conf)`` so an unknown key is an error there and here.
+The official values are written out here (:data:`OFFICIAL_VOCODER_JSON`,
+:data:`OFFICIAL_CONTENT_TOKENIZER_YAML`, :data:`OFFICIAL_CONTENTSTYLE_REPCODEC`), since Amphion keeps
+them in its code repository, not with the weights. ``parse_*`` apply the reference's reading rules
+(see ``models/vevo/README.md``); a configuration they cannot use is a :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -22,12 +11,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from models.audio.mel import MelConfig
+from models.core.configs import ConfigError, read_json
+# Vevo's content-style tokenizer is MaskGCT's semantic codec (RepCodec): its config.
 from models.maskgct.configs import SemanticCodecConfig, parse_semantic_codec_config
-from models.vocoders.configs import ConfigError, read_json
 
 __all__ = [
     "OFFICIAL_CONTENT_TOKENIZER_YAML",
@@ -45,7 +34,6 @@ __all__ = [
     "parse_contentstyle_tokenizer_config",
     "parse_mel_config",
     "parse_vocoder_config",
-    "read_config",
 ]
 
 # models/vc/vevo/config/Vocoder.json without the discriminator blocks (period_gan, spec_gan) and the
@@ -227,23 +215,6 @@ def _positive(obj: Any, names: tuple[str, ...]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------
-
-
-def read_config(path: str | Path) -> dict:
-    """An official config file as a dict: JSON / json5 (Amphion writes comments and trailing commas), or
-    YAML for ``.yaml`` / ``.yml`` (the vq32 tokenizer's)."""
-    path = Path(path)
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        return data
-    return read_json(path)
 
 
 def _block(raw: dict, path: tuple[str, ...], markers: tuple[str, ...], where: str) -> dict:

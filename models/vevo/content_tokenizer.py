@@ -1,26 +1,11 @@
 """Vevo's vq32 content tokenizer (``VevoRepCodec``) and the duplicate collapse of its tokens.
 
-Reference: ``models/codec/vevo/vevo_repcodec.py`` (an AudioDec/RepCodec derivative) with the constructor
-arguments of ``hubert_large_l18_c32.yaml``, used by ``VevoInferencePipeline.extract_hubert_codec(...,
-token_type="hubert_vevo_codec", duration_reduction=True)``:
-
-1. ``encoder``: ``Conv1d(in -> enc, k3, no bias)``, then per entry of ``enc_strides`` an ``EncoderBlock`` = residual units
-   ``x + conv1x1(ELU(conv_k3(ELU(x))))`` (no biases) and a biased k3 conv (all official strides are 1);
-2. ``projector``: ``Conv1d(k3, no bias)`` to ``code_dim``;
-3. nearest code by **plain** squared Euclidean distance to the columns of the EMA codebook buffer
-   ``quantizer.codebook.layers.<i>.embed`` (``[code_dim, K]``: transposed relative to an embedding table);
-   no projection, no normalisation; ties go to the lowest index. Token = the first quantizer's index;
-4. duration reduction (:func:`collapse_repeats`): consecutive duplicates collapse to one token.
-
-The input is the **raw** HuBERT-large layer-18 feature (no mean/std normalisation, unlike vq8192), 50 Hz;
-codes stay at 50 Hz before the collapse. The decoder is part of the checkpoint (loaded strictly) and only
-serves :meth:`VevoRepCodec.reconstruct`.
-
-Official weights: ``amphion/Vevo`` ``tokenizer/vq32/hubert_large_l18_c32.pkl``, a torch pickle whose state
-dict sits under ``["model"]["repcodec"]``. It is read with ``torch.load(weights_only=True)``; if the pickle
-holds objects beyond tensors and containers, a restricted unpickler reads it instead, which only
-rebuilds tensors and replaces every other class by an inert placeholder (no code from the file runs).
-A ``.safetensors`` file with the same keys (the reference's re-trained variant) loads too.
+:meth:`VevoRepCodec.tokenize` maps raw HuBERT-large layer-18 features (50 Hz, not normalised) to
+nearest-code ids; :func:`collapse_repeats` collapses consecutive duplicates. ``build_content_tokenizer``
+makes a tiny seeded one, ``load_content_tokenizer`` reads the official pickle
+(``amphion/Vevo`` ``tokenizer/vq32/hubert_large_l18_c32.pkl``) without running code from it, or a
+``.safetensors`` file with the same keys. The network, the distance and how the pickle is read:
+``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -38,14 +23,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.maskgct.checkpoints import init_random_weights
+from models.core.checkpoints import CheckpointError, load_exact, load_state_dict_file
+from models.core.configs import read_config
+from models.core.random_init import init_random_weights
 from models.vevo.configs import (
     ContentTokenizerConfig,
     official_content_tokenizer_config,
     parse_content_tokenizer_config,
-    read_config,
 )
-from models.vocoders.checkpoints import CheckpointError, load_exact, load_state_dict_file
 
 __all__ = [
     "CONTENT_TOKENIZER_FILE",

@@ -20,11 +20,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.core.checkpoints import CheckpointError, load_state_dict_file
+from models.core.configs import read_config
+# Vevo's content-style tokenizer is MaskGCT's semantic codec (RepCodec), shared as is.
 from models.maskgct.checkpoints import build_semantic_codec
 from models.maskgct.configs import SemanticCodecConfig
 from models.maskgct.semantic_codec import SemanticCodec
-from models.vevo.configs import official_contentstyle_tokenizer_config, parse_contentstyle_tokenizer_config, read_config
-from models.vocoders.checkpoints import CheckpointError, load_state_dict_file
+from models.vevo.configs import official_contentstyle_tokenizer_config, parse_contentstyle_tokenizer_config
 
 __all__ = [
     "CONTENTSTYLE_TOKENIZER_FILE",

@@ -1,28 +1,11 @@
 """Vevo's flow-matching acoustic transformer: content-style tokens + a timbre-reference mel -> mel.
 
-Amphion: ``models/vc/flow_matching_transformer/fmt_model.py`` ``FlowMatchingTransformer`` with the
-``llama_nar.DiffLlama`` estimator (the shared :class:`~models.blocks.diff_llama.DiffLlama` plus a
-``mel_mlp`` in front and a ``mel_out_mlp`` behind, :class:`MelDiffLlama`).
-
-Estimator ``v = mel_out_mlp(DiffLlama(mel_mlp(x) + cond_mlp(cond), t))`` on the concatenated
-``[prompt mel | x_t]`` (RoPE positions 0 .. P+T-1, bidirectional, key padding from the mask).
-
-Sampler (:meth:`VevoFlowMatching.reverse_diffusion`, Euler at midpoints): ``z ~ N(0, I)`` of shape
-(B, T, mel), ``T = cond frames - prompt frames``; for i = 0 .. N-1, ``t = (i + 0.5) / N``:
-
-* ``v = estimator([prompt | x], t, cond, mask)[:, P:]``;
-* with ``cfg > 0``: ``u = estimator(x, t, zeros(B, T, H), x_mask)`` (no prompt, all-zero
-  condition, which still passes through ``cond_mlp``), then
-  :func:`~models.blocks.masked_generation.apply_cfg` (``g = v + cfg (v - u)``, rescaled to the
-  whole-tensor std of ``v``, mixed with weight ``rescale_cfg``);
-* ``x = x + v / N``.
-
-The result is the NORMALISED mel ((log-mel + 4.92) / sqrt(8.14), 24 kHz, hop 480 = 50 frames/s,
-128 bins) that Vevo's vocoder takes directly. The pipeline's settings: 32 steps, ``cfg`` 1.0,
-``rescale_cfg`` 0.75. The config's ``cfg_scale`` (0.2) is a training drop rate, not ``cfg``.
-
-Weights: ``acoustic_modeling/Vq8192ToMels/model.safetensors`` of ``amphion/Vevo`` (337.7 M
-parameters), keys ``cond_emb.weight`` and ``diff_estimator.*``.
+:class:`VevoFlowMatching` (a :class:`MelDiffLlama` estimator over ``[prompt mel | x_t]``) samples with
+Euler steps at midpoints and classifier-free guidance (:meth:`VevoFlowMatching.reverse_diffusion`,
+:meth:`VevoFlowMatching.generate`); the result is the NORMALISED 24 kHz mel (hop 480, 128 bins) the
+vocoder takes. ``build_fm_model`` / ``load_fm_model`` build or strictly load one (Vevo's
+``acoustic_modeling/Vq8192ToMels/model.safetensors``; Vevo1.5's variant is in ``models.vevosing``).
+The sampler step by step: ``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -36,8 +19,8 @@ import torch.nn as nn
 
 from models.blocks.diff_llama import DiffLlama, build_or_load
 from models.blocks.masked_generation import apply_cfg
+from models.core.checkpoints import load_state_dict_file
 from models.vevo.fm_ar_configs import FMConfig, official_checkpoint, parse_fm_config, read_config_file
-from models.vocoders.checkpoints import load_state_dict_file
 
 __all__ = [
     "DEFAULT_CFG",

@@ -1,28 +1,13 @@
-"""Configurations of the Vevo / Vevo1.5 (VevoSing) AR content-style and flow-matching transformers.
+"""Configurations of the Vevo / Vevo1.5 (VevoSing) AR content-style and flow-matching transformers,
+and the AR's length limits.
 
-Amphion keeps these configs in its code repository, not in the Hugging Face weights repos:
-
-==========================  ================================================  =========================
-official checkpoint         config in open-mmlab/Amphion                       section used here
-==========================  ================================================  =========================
-``Vq32ToVq8192``            ``models/vc/vevo/config/Vq32ToVq8192.json``        ``model`` (AR + VC/TTS flags)
-``PhoneToVq8192``           ``models/vc/vevo/config/PhoneToVq8192.json``       ``model``
-``Vq8192ToMels``            ``models/vc/vevo/config/Vq8192ToMels.json``        ``model.flow_matching_transformer``
-``ar_emilia101k_*``         ``models/svc/vevosing/config/ar_emilia101k_*.json``  ``model``
-``fm_emilia101k_*``         ``models/svc/vevosing/config/fm_emilia101k_*.json``  ``model.flow_matching_transformer``
-==========================  ================================================  =========================
-
-The files are json5 (comments, trailing commas); :func:`read_config_file` accepts that. Parsers take
-the whole file, its ``model`` object or the model's own section. The official values are also
-constants here (:data:`OFFICIAL_CHECKPOINTS`), so the service needs no config file at all; the
-unit tests build them on the meta device and compare every key and shape with the parity fixtures'
-``official_keys.json``.
-
-Fixed in Amphion's code (HF ``LlamaConfig`` defaults it never overrides): RMSNorm eps 1e-6, RoPE theta
-10000, no attention bias, untied ``lm_head``, 20 spare vocabulary slots in the AR. ``cfg_scale``,
-``sigma`` and ``time_scheduler`` of the FM configs are TRAINING settings (``cfg_scale`` is the
-probability of dropping prompt and condition, not the inference guidance weight); they are kept
-only so a config round-trips.
+:data:`OFFICIAL_CHECKPOINTS` holds every released checkpoint's weights file and configuration, so the
+service needs no config file; ``parse_*`` read Amphion's json5 files (the whole file, its ``model``
+object or the section; :func:`read_config_file`), ``tiny_*`` give the small profiles.
+:class:`ARLimits` is carried by :class:`VevoARConfig` (``limits``) and Vevo1.5's cap by
+:class:`VevoSingARConfig` (``length_bound``): the tiny configs carry the tiny ones, official and
+parsed configs the reference's. Where the files live and what is fixed in Amphion's code:
+``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -32,12 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from models.vocoders.configs import loads_lenient
+from models.core.configs import loads_lenient
 
 __all__ = [
+    "AR_LIMITS",
     "AR_SPARE_SLOTS",
     "OFFICIAL_CHECKPOINTS",
+    "TINY_AR_LENGTH_BOUND",
+    "TINY_AR_LIMITS",
     "ARConfig",
+    "ARLimits",
     "FMConfig",
     "FM_FAMILIES",
     "LlamaSize",
@@ -69,6 +58,30 @@ class VevoConfigError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Dataclasses
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ARLimits:
+    """How long a Vevo AR may run, and over which ids it samples: a property of its weights.
+
+    ``max_length``: the whole sequence, prompt included (the reference's HF ``max_length``).
+    ``output_only``: sample output ids and the output EOS only. ``frames_per_source_frame`` /
+    ``frames_per_phone``: when set, the new tokens are also capped at that many per 50 Hz source
+    frame (VC) or per text phone (TTS)."""
+
+    max_length: int = 2000
+    output_only: bool = False
+    frames_per_source_frame: float | None = None
+    frames_per_phone: float | None = None
+
+
+#: The reference's limits (official weights).
+AR_LIMITS = ARLimits()
+#: The tiny AR's: random weights practically never sample the output EOS, so one token per source
+#: frame (tiny conversions keep the source's length), four per phone (80 ms), output ids only.
+TINY_AR_LIMITS = ARLimits(output_only=True, frames_per_source_frame=1.0, frames_per_phone=4.0)
+#: The tiny Vevo1.5 AR's cap on new tokens, per expected source token (same reason).
+TINY_AR_LENGTH_BOUND = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,8 @@ class VevoARConfig:
     train_both_vc_and_tts: bool = False
     tts_input_vocab_size: int = 1024
     vc_input_vocab_size: int = 32
+    #: How long generation may run with these weights (not part of Amphion's file).
+    limits: ARLimits = AR_LIMITS
 
     def __post_init__(self) -> None:
         if min(self.input_vocab_size, self.output_vocab_size) < 1:
@@ -138,6 +153,9 @@ class VevoSingARConfig:
     content_vocab_size: int
     style_vocab_size: int
     content_style_vocab_size: int
+    #: Cap on new tokens per expected source token (None: only the whole sequence's ``max_length``);
+    #: not part of Amphion's file.
+    length_bound: float | None = None
 
     def __post_init__(self) -> None:
         if min(self.content_vocab_size, self.style_vocab_size, self.content_style_vocab_size) < 1:
@@ -373,12 +391,13 @@ def tiny_vevo_ar_config(name: str = "Vq32ToVq8192") -> VevoARConfig:
     official = official_checkpoint(name, VevoARConfig).config
     assert isinstance(official, VevoARConfig)
     return VevoARConfig(_TINY_LLAMA, official.input_vocab_size, official.output_vocab_size,
-                        official.train_both_vc_and_tts, official.tts_input_vocab_size, official.vc_input_vocab_size)
+                        official.train_both_vc_and_tts, official.tts_input_vocab_size, official.vc_input_vocab_size,
+                        limits=TINY_AR_LIMITS)
 
 
 def tiny_vevosing_ar_config() -> VevoSingARConfig:
     return VevoSingARConfig(_TINY_LLAMA, _VEVOSING_AR.content_vocab_size, _VEVOSING_AR.style_vocab_size,
-                            _VEVOSING_AR.content_style_vocab_size)
+                            _VEVOSING_AR.content_style_vocab_size, length_bound=TINY_AR_LENGTH_BOUND)
 
 
 def tiny_vevo_fm_config() -> FMConfig:

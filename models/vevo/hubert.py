@@ -1,23 +1,10 @@
 """Vevo's HuBERT front end: layer-18 features of HuBERT-large (1024-d, 50 Hz) from 16 kHz audio.
 
-Reference: ``vevo_utils.build_hubert_model`` = ``torchaudio.pipelines.HUBERT_LARGE.get_model()`` and
-``extract_hubert_feature(wavs, wav_lens, output_layer=18)`` = ``extract_features(wavs, lengths,
-num_layers=18)[0][-1]``, i.e. the output of the 18th of 24 transformer layers. The bundle wraps the model
-so that the waveform is first layer-normalised (zero mean, unit variance, eps 1e-5, no affine) over the
-**whole input tensor**; the pipeline calls it with one utterance at a time. Here each utterance is
-normalised over its own valid samples, so a padded batch gives the per-utterance reference features.
-
-The network is torchaudio's own ``wav2vec2_model`` with the bundle's parameters (conv front end with
-per-frame LayerNorm, 320-sample hop and 400-sample receptive field; pre-LN transformer). Layers above the
-one read are never needed, so they are not built (their weights are skipped at load).
-
-Weights: the file torchaudio downloads for the bundle, ``hubert_fairseq_large_ll60k.pth`` (a plain state
-dict, fairseq HuBERT-large LL-60k converted by torchaudio; in the torch hub cache once downloaded). There
-is no Hugging Face repo for it, so the resolver finds it in the folder named by ``$AMPHION_HUBERT_DIR``
-(or ``torch.hub.get_dir()/checkpoints``). Its positional conv may be stored as ``weight_g`` / ``weight_v``
-(old weight norm) or as ``parametrizations.weight.original0/1``; both load.
-
-Frames: ``N`` samples give ``(N - 400) // 320 + 1`` features (0 below 400 samples).
+:class:`HubertFeatures` is torchaudio's ``wav2vec2_model`` with the ``HUBERT_LARGE`` bundle's
+parameters, built up to the layer read, each utterance normalised over its own valid samples:
+``N`` samples give ``(N - 400) // 320 + 1`` frames (0 below 400). ``build_hubert`` makes a tiny
+seeded one, ``load_hubert`` the official one (``hubert_fairseq_large_ll60k.pth``, found through
+``$AMPHION_HUBERT_DIR``). How this matches the reference: ``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocoders.checkpoints import CheckpointError, load_exact
+from models.core.checkpoints import CheckpointError, load_exact
 
 __all__ = [
     "HUBERT_FILE",

@@ -1,25 +1,9 @@
-"""Where Vevo's official files live (for ``models.weights.resolve`` / ``download``), one entry per component,
-and :func:`load_component`, which resolves and builds a front-end component in one call.
-
-* ``hubert``: no HF repo; ``hubert_fairseq_large_ll60k.pth`` in ``$AMPHION_HUBERT_DIR``
-* ``hubert_stats``: no HF repo; ``hubert_large_l18_mean_std.npz`` from Amphion at the pinned commit (or ``$AMPHION_VEVO_CONFIG_DIR``)
-* ``content_tokenizer``: ``amphion/Vevo`` ``tokenizer/vq32/hubert_large_l18_c32.pkl``
-* ``contentstyle_tokenizer``: ``amphion/Vevo`` ``tokenizer/vq8192/model.safetensors``
-* ``ar_vc``: ``amphion/Vevo`` ``contentstyle_modeling/Vq32ToVq8192/model.safetensors``
-* ``ar_tts``: ``amphion/Vevo`` ``contentstyle_modeling/PhoneToVq8192/model.safetensors``
-* ``fm``: ``amphion/Vevo`` ``acoustic_modeling/Vq8192ToMels/model.safetensors``
-* ``vocoder``: ``amphion/Vevo`` ``acoustic_modeling/Vocoder/model.safetensors``
-
-The inference scripts download folders (``allow_patterns=["tokenizer/vq8192/*"]`` ...) and hand them to
-``accelerate.load_checkpoint_and_dispatch``, which reads the folder's ``model.safetensors``; only that file is
-listed here (the vocoder folder also holds two discriminators, ``model_1`` / ``model_2.safetensors``).
-
-The configurations are not in the Hugging Face repo: they live in Amphion's code repository,
-``models/vc/vevo/config/`` (:data:`CONFIG_FILES`); their official values are written out in
-:mod:`models.vevo.configs` (and, for the AR / FM models, in their own modules). The HuBERT statistics file
-ships there too, so it is found through ``$AMPHION_VEVO_CONFIG_DIR`` (a copy of that folder). The HuBERT
-checkpoint is the one ``torchaudio.pipelines.HUBERT_LARGE`` downloads into the torch hub cache
-(``torch.hub.get_dir()/checkpoints``); point ``$AMPHION_HUBERT_DIR`` (or ``local_dir``) at a folder holding it.
+"""Where Vevo's official files live (:data:`OFFICIAL_FILES`, for ``models.weights.resolve`` /
+``download``), one entry per component, and :func:`load_component`, which resolves and builds a
+front-end component in one call. :data:`CONFIG_FILES` names the configurations in Amphion's code
+repository (their values are written out in :mod:`models.vevo.configs` and
+:mod:`models.vevo.fm_ar_configs`). The table, and the files that are not on the hub (HuBERT's
+checkpoint, its statistics): ``models/vevo/README.md``.
 """
 
 from __future__ import annotations

@@ -1,74 +1,16 @@
 """Vevo's orchestration, once, for every way of running its stages (timbre, style and voice
 conversion, TTS).
 
-:class:`VevoOrchestrator` holds everything the reference's ``VevoInferencePipeline`` does between its
-models (``inference_fm`` and ``inference_ar_and_fm`` of ``models/vc/vevo/vevo_utils.py``): input
-checks, the 24 kHz -> 16 kHz resampling, which recording feeds which model, the prompt
-concatenations, the AR length budget, progress and randomness. The model stages are coroutines
-behind the :class:`VevoStages` protocol, with numpy in and out (int64 tokens, float32 audio and
-mels; never torch tensors), so the same orchestration runs
+:class:`VevoOrchestrator` does everything the reference's ``VevoInferencePipeline`` does between its
+models: input checks, the 24 kHz -> 16 kHz resampling, which recording feeds which model, prompt
+concatenations, the AR length budget (:func:`ar_new_tokens` under the AR's ``ARLimits``), progress
+and randomness. The stages are coroutines behind :class:`VevoStages` (numpy in and out), so the
+same orchestration runs in process (:class:`InlineStages` over a pipeline's :class:`LocalStages`,
+driven by :func:`models.core.stages.run_inline`) and across deployments (the protocol over handles
+to the component deployments). Input errors are :class:`VevoInputError` and its subclasses, raised
+before any model runs where no model output is needed to tell.
 
-* in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
-  calls) and :func:`~models.maskgct.orchestration.run_inline` drives the coroutine without an event
-  loop (it never suspends);
-* across Ray Serve deployments: a deployment implements the protocol over DeploymentHandles to the
-  component deployments, each of which runs :class:`LocalStages` on its own part.
-
-**The tasks** (``source`` is the recording to convert; every recording is mono 24 kHz float32):
-
-===============  =======================  ==========================  ================================
-task             AR input (content)       AR style prompt             FM timbre prompt
-===============  =======================  ==========================  ================================
-:meth:`timbre`   (no AR: the source's     -                           reference
-                 vq8192 tokens)
-:meth:`style`    vq32 of reference ‖      vq8192 of the reference     source
-                 source (Vq32ToVq8192)
-:meth:`voice`    ``"ar"``: as style       vq8192 of the reference     reference
-                 ``"fm"``: as timbre
-:meth:`tts`      ``"ar"``: phones of      vq8192 of the reference     reference
-                 reference text ‖ text    (cut to what its transcript
-                 (PhoneToVq8192)          covers)
-                 ``"fm"``: phones of      none (the AR starts from    reference
-                 text                     its output BOS)
-===============  =======================  ==========================  ================================
-
-As in the reference: the 16 kHz audio is torchaudio's resampling of the 24 kHz audio; the vq32
-input of the VC AR is the tokens of the CONCATENATED 16 kHz style reference and source (one HuBERT
-pass, one waveform normalisation), consecutive repeats collapsed; the FM condition is
-``[timbre-reference vq8192 ‖ target vq8192]`` and its prompt the timbre reference's normalised mel.
-
-**Deviations, for exact durations.** HuBERT's 400-sample window gives one token fewer than the mel
-has frames for about a quarter of all lengths (every whole number of seconds among them); the
-reference then leaves the prompt mel a frame longer than the prompt's tokens, which shortens its
-output by a frame and shifts the condition against the prompt by one. Here the
-timbre reference's tokens and mel are cut to their common length, and for timbre-only conversion
-the source's tokens are extended (last token repeated, at most one frame) to the source's mel frame
-count, ``floor(samples / 480)``: the output has exactly that many frames, so it is at most one
-480-sample frame shorter than the source. Generated tokens outside the FM's code range (the
-reference samples the AR's whole vocabulary and would fail on them) are dropped.
-
-**AR length** (:class:`ARLimits`): the reference's HF ``max_length`` of 2000 counts the whole
-sequence, ``[in_BOS, inputs, in_EOS, out_BOS, style prompt]`` included; a request whose prompt
-leaves no room is a :class:`InputTooLongError`. The tiny profile's random weights practically never
-sample the output EOS, so its limits also cap the new tokens in proportion to the source's frames
-(VC) or the text's phones (TTS) and sample output ids only (``output_only``): its durations are
-then deterministic and follow the input.
-
-**Stage requests** of the generating stages (``ar_vc``, ``ar_tts``, ``flow_matching``) are dicts
-of the arrays and settings plus ``seed`` and ``rng``; answers are dicts with the result and the new
-``rng``. **Randomness**: one ``torch.Generator`` feeds every draw of a call (AR sampling, then the
-FM's initial noise); its state travels between the stages (see
-:func:`models.maskgct.orchestration.stage_generator`), so a seed gives the same audio in process and
-across deployments on the same kind of device.
-
-**Progress**: ``on_progress(stage, step, total)`` with the stages of :data:`STAGES`: once per call
-of the one-shot stages, every :data:`AR_PROGRESS_EVERY` AR tokens and when the AR stops (``total``
-= the most tokens it may make; the last step is the number made), once per FM step.
-
-**Errors** the caller should turn into 4xx responses are :class:`VevoInputError` (a ``ValueError``)
-and its subclasses (:class:`UnsupportedLanguageError` is also the G2P's ``UnsupportedLanguage``);
-their messages are user-safe. Every check that needs no model output runs before any model does;
-the AR length check needs the token counts, a transcript's checks the transcript.
+The tasks, how they differ from the reference, progress and randomness: ``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -76,22 +18,21 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 
-from models import input_checks as checks
-from models.maskgct.orchestration import float32, generator_state, int64, resample_to_16k, stage_generator
+from models.audio.resample import to_rate
+from models.core import checks
+from models.core import stages as core_stages
+from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator, step_reporter
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
 from models.vevo.ar_transformer import DEFAULT_PROGRESS_EVERY as AR_PROGRESS_EVERY  # noqa: F401 (public constant)
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS, MAX_STEPS
+from models.vevo.fm_ar_configs import AR_LIMITS, ARLimits
 
 __all__ = [
-    "AR_LIMITS",
     "STAGES",
-    "TINY_AR_LIMITS",
-    "ARLimits",
     "AudioInputError",
     "AudioTooShortError",
     "EmptyTextError",
@@ -104,7 +45,7 @@ __all__ = [
     "VevoInputError",
     "VevoOrchestrator",
     "VevoStages",
-    "ar_limits_for",
+    "ar_new_tokens",
 ]
 
 SAMPLE_RATE = 24000          # input, mel and output rate
@@ -119,7 +60,7 @@ AR_TEMPERATURE = 0.8
 AR_TOP_K = 50
 AR_TOP_P = 0.9
 AR_MIN_NEW_TOKENS = 50
-AR_MAX_LENGTH = 2000
+AR_MAX_LENGTH = AR_LIMITS.max_length
 # The reference's FM settings (reverse_diffusion defaults, flow_matching_steps of the scripts).
 FM_STEPS = DEFAULT_STEPS
 FM_CFG = DEFAULT_CFG
@@ -132,10 +73,8 @@ MIN_SOURCE_SECONDS = 0.1
 #: RMS below which a recording counts as silent (-80 dBFS).
 SILENCE_RMS = 1e-4
 
-ProgressFn = Callable[[str, int, int], None]
 #: ``transcribe(reference_24k) -> {"text", "language", "seconds"}``: what ``WhisperASR.prompt`` answers.
 TranscribeFn = Callable[[np.ndarray], Awaitable[dict]]
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,41 +117,17 @@ class InputTooLongError(VevoInputError):
 # AR length policy
 
 
-@dataclass(frozen=True)
-class ARLimits:
-    """How long the AR stage may run, and over which ids it samples (see the module docstring).
-
-    ``max_length``: the whole sequence, prompt included (the reference's 2000). ``output_only``:
-    sample output ids and the output EOS only. ``frames_per_source_frame`` / ``frames_per_phone``:
-    when set, the new tokens are also capped at that many per 50 Hz source frame (VC) or per
-    text phone (TTS)."""
-
-    max_length: int = AR_MAX_LENGTH
-    output_only: bool = False
-    frames_per_source_frame: float | None = None
-    frames_per_phone: float | None = None
-
-    def new_tokens(self, prompt_length: int, cap_units: int, per_unit: float | None) -> int:
-        room = self.max_length - prompt_length
-        if room < 1:
-            raise InputTooLongError(
-                f"the inputs are too long for Vevo's AR stage: its prompt takes {prompt_length} tokens "
-                f"of at most {self.max_length}; use shorter recordings or text")
-        if per_unit is None:
-            return room
-        return max(1, min(room, math.ceil(per_unit * cap_units)))
-
-
-#: The reference's limits (official weights).
-AR_LIMITS = ARLimits()
-#: The tiny profile's: one token per source frame (so tiny conversions keep the source's length),
-#: four per phone (80 ms), output ids only.
-TINY_AR_LIMITS = ARLimits(output_only=True, frames_per_source_frame=1.0, frames_per_phone=4.0)
-
-
-def ar_limits_for(weights_kind: str) -> ARLimits:
-    """The AR limits of a pipeline whose AR weights are ``weights_kind`` (``"tiny"`` or not)."""
-    return TINY_AR_LIMITS if weights_kind == "tiny" else AR_LIMITS
+def ar_new_tokens(limits: ARLimits, prompt_length: int, cap_units: int, per_unit: float | None) -> int:
+    """The most new tokens the AR may make after a prompt of ``prompt_length`` under ``limits``
+    (``per_unit`` tokens per ``cap_units`` when set); InputTooLongError when the prompt leaves no room."""
+    room = limits.max_length - prompt_length
+    if room < 1:
+        raise InputTooLongError(
+            f"the inputs are too long for Vevo's AR stage: its prompt takes {prompt_length} tokens "
+            f"of at most {limits.max_length}; use shorter recordings or text")
+    if per_unit is None:
+        return room
+    return max(1, min(room, math.ceil(per_unit * cap_units)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,16 +196,6 @@ def ar_prompt_length(n_inputs: int, n_prompt: int) -> int:
     return n_inputs + 3 + n_prompt
 
 
-def _on_step(stage: str, emit: ProgressFn | None):
-    if emit is None:
-        return None
-    return lambda step, total: emit(stage, int(step), int(total))
-
-
-async def _inline(fn: Callable[..., T], *args) -> T:
-    return fn(*args)
-
-
 # ---------------------------------------------------------------------------------------------
 # stages
 
@@ -334,8 +239,17 @@ class LocalStages:
     worker thread) and what :class:`InlineStages` wraps. ``emit(stage, step, total)`` receives
     the generating stages' progress."""
 
+    #: The stages that generate, reporting their steps to ``emit``.
+    GENERATING = frozenset({"ar_vc", "ar_tts", "flow_matching"})
+
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
+
+    @property
+    def facts(self) -> dict:
+        """What a caller running the orchestrator over these stages needs to know: ``ar_limits``, the
+        :class:`ARLimits` of the AR this part holds (None without one)."""
+        return {"ar_limits": self.pipeline.ar_limits}
 
     def content_tokens(self, wav16k) -> np.ndarray:
         return int64(self.pipeline.content_tokens(wav16k)).reshape(-1)
@@ -357,7 +271,7 @@ class LocalStages:
             top_k=int(request.get("top_k", AR_TOP_K)), top_p=float(request.get("top_p", AR_TOP_P)),
             min_new_tokens=int(request.get("min_new_tokens", AR_MIN_NEW_TOKENS)),
             output_only=bool(request.get("output_only", False)),
-            generator=gen, on_progress=_on_step("ar", emit),
+            generator=gen, on_progress=step_reporter("ar", emit),
         )
         return {"tokens": int64(tokens).reshape(-1), "rng": generator_state(gen)}
 
@@ -374,7 +288,7 @@ class LocalStages:
             int64(request["codes"]).reshape(-1), float32(request["prompt_mel"]),
             n_timesteps=int(request.get("n_timesteps", FM_STEPS)), cfg=float(request.get("cfg", FM_CFG)),
             rescale_cfg=float(request.get("rescale_cfg", FM_RESCALE_CFG)),
-            generator=gen, on_step=_on_step("fm", emit),
+            generator=gen, on_step=step_reporter("fm", emit),
         )
         return {"mel": float32(mel), "rng": generator_state(gen)}
 
@@ -382,34 +296,8 @@ class LocalStages:
         return float32(self.pipeline.vocode(float32(mel))).reshape(-1)
 
 
-class InlineStages:
-    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``); the generating
-    stages report to ``on_progress``."""
-
-    def __init__(self, local: LocalStages, on_progress: ProgressFn | None = None) -> None:
-        self.local = local
-        self.on_progress = on_progress
-
-    async def content_tokens(self, wav16k):
-        return self.local.content_tokens(wav16k)
-
-    async def contentstyle_tokens(self, wav16k):
-        return self.local.contentstyle_tokens(wav16k)
-
-    async def mel(self, wav24k):
-        return self.local.mel(wav24k)
-
-    async def ar_vc(self, request):
-        return self.local.ar_vc(request, self.on_progress)
-
-    async def ar_tts(self, request):
-        return self.local.ar_tts(request, self.on_progress)
-
-    async def flow_matching(self, request):
-        return self.local.flow_matching(request, self.on_progress)
-
-    async def vocode(self, mel):
-        return self.local.vocode(mel)
+class InlineStages(core_stages.InlineStages, local=LocalStages):
+    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,10 +364,10 @@ class VevoOrchestrator:
     """Checks and the whole flow of Vevo's four tasks over any :class:`VevoStages`.
 
     ``g2p``: a :class:`models.text.G2P` (only :meth:`tts` needs it). ``ar_limits``: the AR length
-    policy (:data:`AR_LIMITS` for official weights, :data:`TINY_AR_LIMITS` for tiny ones).
+    policy (the AR weights' own, ``VevoPipeline.ar_limits``).
     ``codebook_size``: the FM's code range (AR tokens outside it are dropped). ``offload(fn,
     *args)``: how CPU work outside the stages (checks, resampling, G2P) runs: inline by default,
-    ``models.maskgct.orchestration.in_thread`` on an event loop that must stay free.
+    ``models.core.stages.in_thread`` on an event loop that must stay free.
     """
 
     def __init__(self, g2p=None, *, ar_limits: ARLimits = AR_LIMITS, codebook_size: int = 8192,
@@ -487,7 +375,7 @@ class VevoOrchestrator:
         self.g2p = g2p
         self.ar_limits = ar_limits
         self.codebook_size = int(codebook_size)
-        self.offload = offload or _inline
+        self.offload = offload or inline
 
     # --- checks --------------------------------------------------------------------------------
 
@@ -529,7 +417,8 @@ class VevoOrchestrator:
         settings = self._settings(*settings_args)
         src24 = checked_audio(source, "source audio", MIN_SOURCE_SECONDS)
         ref24 = checked_audio(reference, "reference audio", MIN_REFERENCE_SECONDS)
-        return settings, src24, resample_to_16k(src24), ref24, resample_to_16k(ref24)
+        return settings, src24, to_rate(src24, SAMPLE_RATE, HUBERT_SAMPLE_RATE), ref24, \
+            to_rate(ref24, SAMPLE_RATE, HUBERT_SAMPLE_RATE)
 
     # --- conversions ---------------------------------------------------------------------------
 
@@ -562,8 +451,8 @@ class VevoOrchestrator:
             style = timbre = await run.contentstyle(ref16, 1)
             timbre24 = ref24
         limits = self.ar_limits
-        max_new = limits.new_tokens(ar_prompt_length(content.size, style.size), source_frames(src24.size),
-                                    limits.frames_per_source_frame)
+        max_new = ar_new_tokens(limits, ar_prompt_length(content.size, style.size), source_frames(src24.size),
+                                limits.frames_per_source_frame)
         target = self._in_codebook(await run.content_style("ar_vc", content, style, max_new))
         return await run.render(timbre, timbre24, target)
 
@@ -608,7 +497,7 @@ class VevoOrchestrator:
         c["text"] = checked_text(text, "text")
         c["lang"] = self.language(language, c["text"], "text")
         c["ref24"] = checked_audio(reference, "reference audio", MIN_REFERENCE_SECONDS)
-        c["ref16"] = resample_to_16k(c["ref24"])
+        c["ref16"] = to_rate(c["ref24"], SAMPLE_RATE, HUBERT_SAMPLE_RATE)
         c["phones"] = self.phone_ids(c["text"], c["lang"], "text")
         c["prompt_phones"] = None
         if c["mode"] == "ar" and reference_text is not None:
@@ -669,9 +558,9 @@ class VevoOrchestrator:
             if style24 is ref24:  # one recording for style and timbre: tokenized once
                 style = timbre = await run.contentstyle(ref16, 1)
             else:
-                style = await run.contentstyle(resample_to_16k(style24), 2)
+                style = await run.contentstyle(to_rate(style24, SAMPLE_RATE, HUBERT_SAMPLE_RATE), 2)
                 timbre = await run.contentstyle(ref16, 2)
         limits = self.ar_limits
-        max_new = limits.new_tokens(ar_prompt_length(inputs.size, style.size), phones.size, limits.frames_per_phone)
+        max_new = ar_new_tokens(limits, ar_prompt_length(inputs.size, style.size), phones.size, limits.frames_per_phone)
         target = self._in_codebook(await run.content_style("ar_tts", inputs, style, max_new))
         return await run.render(timbre, ref24, target)

@@ -1,34 +1,15 @@
 """Vevo end to end (amphion/Vevo): timbre, style and voice conversion, and TTS, 24 kHz in and out.
 
-The components and the stage methods that run them (each stage a method, so that a serving layer
-can put each part on its own deployment):
+:class:`VevoPipeline` holds the components by part (``tokenizer``, ``ar_vc``, ``ar_tts``, ``fm``,
+``vocoder``, ``g2p``; possibly only some) and runs one stage per method, numpy in and out, so that a
+serving layer can put each part on its own deployment. The tasks (:meth:`~VevoPipeline.timbre`,
+:meth:`~VevoPipeline.style`, :meth:`~VevoPipeline.voice`, :meth:`~VevoPipeline.tts`) run
+:class:`~models.vevo.orchestration.VevoOrchestrator` over its own stages. ``ar_limits`` is its ARs'
+own (from their configs).
 
-================  ==========================================  ========================================
-part              components                                  stage methods (numpy in and out)
-================  ==========================================  ========================================
-``tokenizer``     HuBERT-large layer 18, the vq32 content     :meth:`VevoPipeline.content_tokens`,
-                  tokenizer, the vq8192 content-style          :meth:`VevoPipeline.contentstyle_tokens`
-                  tokenizer (+ HuBERT feature statistics)      (16 kHz audio -> ids)
-``ar_vc``         AR Vq32ToVq8192                             :meth:`VevoPipeline.content_style` ("vc")
-``ar_tts``        AR PhoneToVq8192                            :meth:`VevoPipeline.content_style` ("tts")
-``fm``            flow matching Vq8192ToMels + the mel        :meth:`VevoPipeline.flow_matching`,
-                  front end                                    :meth:`VevoPipeline.mel`
-``vocoder``       Vocos                                       :meth:`VevoPipeline.vocode`
-``g2p``           MaskGCT's G2P (TTS phone ids)               -
-================  ==========================================  ========================================
-
-The tasks (:meth:`~VevoPipeline.timbre`, :meth:`~VevoPipeline.style`, :meth:`~VevoPipeline.voice`,
-:meth:`~VevoPipeline.tts`) run :class:`models.vevo.orchestration.VevoOrchestrator` over this
-pipeline's own stages, synchronously; the served pipeline runs the same orchestration over its
-component deployments. Defaults, deviations, progress and errors: see that module.
-
-**Weights**: :meth:`VevoPipeline.from_weights` resolves the entries of
-:data:`models.vevo.official.OFFICIAL_FILES`. ``"tiny"`` builds every component small with seeded
-weights and the official interfaces (32-d HuBERT with HuBERT-large's strides, 32 vq32 codes, 8192
-vq8192 codes, official AR vocabularies, 128-bin 24 kHz mel, hop 480), and the tiny AR limits
-(:data:`~models.vevo.orchestration.TINY_AR_LIMITS`). Parts are never mixed: in ``"auto"`` mode one
-missing official file (HuBERT's checkpoint and statistics included, which are not on the hub) makes
-the whole pipeline tiny. ``parts=`` loads only some parts (what each component deployment does).
+:meth:`~VevoPipeline.from_weights` builds it from the official files (``"pretrained"``), small seeded
+stand-ins (``"tiny"``) or whichever is on this machine (``"auto"``; never a mix). Parts, tasks and
+weights: ``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -39,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from models.maskgct.orchestration import resample_to_16k, run_inline
+from models.audio.resample import to_rate
+from models.core.stages import ProgressFn, run_inline
 from models.text import G2P
 from models.vevo.ar_transformer import ContentStyleAR, build_ar_model, load_ar_model
 from models.vevo.content_tokenizer import VevoRepCodec, build_content_tokenizer, load_content_tokenizer
@@ -50,12 +32,11 @@ from models.vevo.contentstyle_tokenizer import (
     load_contentstyle_tokenizer,
 )
 from models.vevo.flow_matching import VevoFlowMatching, build_fm_model, load_fm_model
-from models.vevo.fm_ar_configs import tiny_vevo_ar_config, tiny_vevo_fm_config
+from models.vevo.fm_ar_configs import AR_LIMITS, ARLimits, tiny_vevo_ar_config, tiny_vevo_fm_config
 from models.vevo.hubert import HubertFeatures, build_hubert, load_hubert
 from models.vevo.mel import VevoMel
 from models.vevo.official import OFFICIAL_FILES
 from models.vevo.orchestration import (  # noqa: F401  (re-exported: the pipeline's public names)
-    AR_LIMITS,
     AR_MAX_LENGTH,
     AR_MIN_NEW_TOKENS,
     AR_PROGRESS_EVERY,
@@ -69,16 +50,12 @@ from models.vevo.orchestration import (  # noqa: F401  (re-exported: the pipelin
     HUBERT_SAMPLE_RATE,
     SAMPLE_RATE,
     STAGES,
-    TINY_AR_LIMITS,
-    ARLimits,
     AudioTooShortError,
     InlineStages,
     LocalStages,
-    ProgressFn,
     TranscribeFn,
     VevoInputError,
     VevoOrchestrator,
-    ar_limits_for,
 )
 from models.vevo.vocoder import VevoVocoder, build_vocoder, load_vocoder
 from models.weights import ResolvedWeights
@@ -95,6 +72,8 @@ __all__ = [
 ]
 
 FRAME_RATE = SAMPLE_RATE // HOP
+#: What the speech recogniser hears (Whisper).
+ASR_SAMPLE_RATE = 16000
 #: What :meth:`VevoPipeline.from_weights` can load (``parts``).
 PARTS = ("tokenizer", "ar_vc", "ar_tts", "fm", "vocoder", "g2p")
 #: The entries of :data:`OFFICIAL_FILES` each model part needs.
@@ -206,7 +185,7 @@ class VevoPipeline:
         device: str | torch.device = "cpu",
         weights_kind: str = "custom",
         note: str = "",
-        ar_limits: ARLimits = AR_LIMITS,
+        ar_limits: ARLimits | None = None,
     ) -> None:
         tokenizer = (hubert, content_tokenizer, contentstyle_tokenizer)
         if any(c is None for c in tokenizer) and any(c is not None for c in tokenizer):
@@ -226,7 +205,8 @@ class VevoPipeline:
         """``"pretrained"``, ``"tiny"`` or ``"custom"`` (built by hand)."""
         self.note = note
         """Where the weights come from; user-safe."""
-        self.ar_limits = ar_limits
+        self.ar_limits: ARLimits | None = ar_limits if ar_limits is not None else self._held_ar_limits()
+        """How long the AR may run: the AR models' own (their configs'), unless given; None without an AR."""
         self._check_consistency()
 
     # ------------------------------------------------------------------------------------------
@@ -264,8 +244,7 @@ class VevoPipeline:
             g2p = g2p_data if isinstance(g2p_data, G2P) else G2P(g2p_data)
         components = _load_parts(parts, found if kind == "pretrained" else None, seed=seed, device=device,
                                  dtype=dtype)
-        return cls(**components, g2p=g2p, transcriber=transcriber, device=device, weights_kind=kind, note=note,
-                   ar_limits=ar_limits_for(kind))
+        return cls(**components, g2p=g2p, transcriber=transcriber, device=device, weights_kind=kind, note=note)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -280,8 +259,14 @@ class VevoPipeline:
             raise RuntimeError(f"this Vevo pipeline was built without its {', '.join(map(repr, missing))} part "
                                f"(it holds: {', '.join(self.parts) or 'nothing'})")
 
+    def _held_ar_limits(self) -> ARLimits | None:
+        held = [ar.config.limits for ar in (self.ar_vc, self.ar_tts) if ar is not None]
+        return held[0] if held else None
+
     def _check_consistency(self) -> None:
         problems = []
+        if self.ar_vc is not None and self.ar_tts is not None and self.ar_vc.config.limits != self.ar_tts.config.limits:
+            problems.append("ar_vc and ar_tts carry different AR limits (one tiny, one official?)")
         mel = self.mel_frontend
         if mel.sample_rate != SAMPLE_RATE or mel.hop_size != HOP:
             problems.append(f"the mel runs at {mel.sample_rate} Hz with hop {mel.hop_size}, "
@@ -450,7 +435,8 @@ class VevoPipeline:
     def orchestrator(self) -> VevoOrchestrator:
         """The orchestration the tasks run (the same one the served pipeline runs over its
         component deployments)."""
-        return VevoOrchestrator(self.g2p, ar_limits=self.ar_limits, codebook_size=self.codebook_size)
+        limits = AR_LIMITS if self.ar_limits is None else self.ar_limits  # no AR here: unused
+        return VevoOrchestrator(self.g2p, ar_limits=limits, codebook_size=self.codebook_size)
 
     def _stages(self, task: str, on_progress: ProgressFn | None) -> InlineStages:
         self._part(*TASK_PARTS[task])
@@ -508,7 +494,7 @@ class VevoPipeline:
         transcriber = self.transcriber
 
         async def transcribe(wav24k: np.ndarray) -> dict:
-            heard = transcriber.transcribe(resample_to_16k(wav24k))
+            heard = transcriber.transcribe(to_rate(wav24k, SAMPLE_RATE, ASR_SAMPLE_RATE))
             seconds, text = heard.prompt(wav24k.size / SAMPLE_RATE)
             return {"text": text, "language": heard.language, "seconds": seconds}
 

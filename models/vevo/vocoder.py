@@ -1,18 +1,10 @@
 """Vevo's vocoder: Amphion's ``Vocos`` (ConvNeXt backbone + ISTFT head) on the normalised 24 kHz mel.
 
-Vevo and Vevo1.5 ship the same architecture (``model.vocos`` of ``Vocoder.json`` / ``vocoder.json``:
-128 mels, dim 1024, intermediate 4096, 30 layers, n_fft 1920, hop 480, "same" padding; ~255M params)
-with different weights:
-
-* ``amphion/Vevo``   ``acoustic_modeling/Vocoder/model.safetensors``
-* ``amphion/Vevo1.5`` ``acoustic_modeling/Vocoder/model.safetensors``
-
-(``model_1`` / ``model_2.safetensors`` next to them are the GAN discriminators, never loaded.) The keys
-are :class:`models.blocks.vocos.Vocos`'s: ``backbone.*``, ``head.out.*`` and the stored Hann window
-``head.istft.window``.
-
-Input: the **normalised** mel (:class:`models.vevo.mel.VevoMel`), ``[B, T, n_mels]`` for :meth:`vocode`
-(or ``[B, n_mels, T]`` for ``forward``, as the reference calls it). Output: ``T * 480`` samples at 24 kHz.
+:meth:`VevoVocoder.vocode` turns ``[B, T, n_mels]`` into ``T * 480`` samples at 24 kHz (``forward``
+takes ``[B, n_mels, T]``, as the reference calls it). ``build_vocoder`` makes a tiny seeded one,
+``load_vocoder`` strictly loads the official weights (``acoustic_modeling/Vocoder/model.safetensors``
+of ``amphion/Vevo``, or of ``amphion/Vevo1.5``: same architecture, other weights). Sizes and keys:
+``models/vevo/README.md``.
 """
 
 from __future__ import annotations
@@ -23,14 +15,14 @@ from pathlib import Path
 import torch
 
 from models.blocks.vocos import Vocos
-from models.maskgct.checkpoints import init_random_weights
+from models.core.checkpoints import CheckpointError, load_exact, load_state_dict_file
+from models.core.configs import read_config
+from models.core.random_init import init_random_weights
 from models.vevo.configs import (
     VocosVocoderConfig,
     official_vocoder_config,
     parse_vocoder_config,
-    read_config,
 )
-from models.vocoders.checkpoints import CheckpointError, load_exact, load_state_dict_file
 
 __all__ = [
     "VOCODER_WEIGHTS_FILE",

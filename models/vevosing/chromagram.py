@@ -1,28 +1,10 @@
 """Vevo1.5's 24-bin chromagram: librosa's ``feature.chroma_stft`` with its automatic tuning estimate,
 re-implemented in NumPy (no librosa at run time), at the reference's float32 precision.
 
-``VevosingInferencePipeline.get_chromagram(wav24k, frame_len)`` calls
-``chroma_stft(y, sr=24000, n_fft=1920, hop_length=480, win_length=1920, n_chroma=24)`` with librosa's
-defaults (librosa 0.11), transposes it to ``[frames, 24]`` and cuts it to ``frame_len = len(wav) // 480``
-frames. Step by step (:meth:`Chromagram.compute_with_details` exposes the intermediates):
-
-1. **Power spectrogram.** ``center=True`` with **zero** padding of ``n_fft // 2`` on both sides, periodic Hann
-   window, ``1 + N // hop`` frames. librosa computes the FFT in float64 and stores a complex64 STFT; the
-   power is ``|X| ** 2`` in float32. Done the same way here.
-2. **Tuning** (``estimate_tuning(S=power, sr, bins_per_octave=24)``): ``piptrack`` on the *power*
-   spectrogram between 150 Hz and 4 kHz (bins that are local maxima along frequency and above 0.1 x the
-   frame's maximum; parabolic interpolation of the peak position and height), the peaks at or above the
-   median peak height, their frequencies folded to a residual in [-0.5, 0.5) of a 24-per-octave bin, a
-   histogram with 0.01-bin resolution, and the **left edge** of the fullest histogram bin.
-3. **Filterbank** (``filters.chroma(sr, n_fft, tuning, n_chroma=24)``, ``ctroct 5, octwidth 2, norm 2,
-   base_c``): Gaussian bumps per FFT bin around each chroma, L2-normalised per FFT bin, weighted by a
-   Gaussian over octaves centred on octave 5, rolled so that row 0 is C, cut to ``1 + n_fft // 2`` columns.
-4. ``raw = filterbank @ power``, each frame divided by its maximum (frames whose maximum is below the
-   smallest normal float32 are left as they are).
-
-Quirk not reproduced: when a chromagram is shorter than ``frame_len`` the reference edge-pads **both**
-axes (``np.pad(x, (0, n))``); that never happens for ``frame_len = len(wav) // hop`` (chroma_stft yields
-one frame more), and here only the time axis is edge-padded.
+:class:`Chromagram` maps 24 kHz audio to ``[frames, 24]`` float32 at 50 Hz (n_fft 1920, hop 480), cut
+(or edge-padded in time) to ``frame_len`` when given; :meth:`Chromagram.compute_with_details` exposes
+the intermediates. A configuration it cannot use is a :class:`ConfigError`. The steps and the one
+reference quirk not reproduced: ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
@@ -32,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.vocoders.configs import ConfigError
+from models.core.configs import ConfigError
 
 __all__ = [
     "ChromaDetails",

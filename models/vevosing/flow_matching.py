@@ -1,24 +1,11 @@
 """Vevo1.5's flow-matching acoustic transformer: 12.5 Hz Coco content-style ids + a timbre-reference
 mel -> 50 Hz mel.
 
-Amphion: ``models/svc/flow_matching_transformer/fmt_model.py`` ``FlowMatchingTransformer``. It is
-Vevo's model (:class:`~models.vevo.flow_matching.VevoFlowMatching`: same estimator, Euler sampler and
-CFG) plus ``resampling_layers``: log2(cond_scale_factor) pairs of ConvTranspose1d(H, H, k4, s2, p1)
-and exact (erf) GELU, each doubling the number of frames exactly, so 12.5 Hz ids become 50 Hz
-condition frames (cond_scale_factor 4).
-
-The two pipeline glues differ in how the condition meets the mel length (both reproduced by
-:meth:`VevoSingFlowMatching.generate`):
-
-* ``inference_fm`` (singing voice conversion): the upsampled condition is cut to
-  ``prompt_frames + target_frames`` (``target_frames`` = the source's mel frames), or padded by
-  repeating its last frame when shorter;
-* ``inference_ar_and_fm`` (after the AR): not trimmed, the target is ``4 * (n_ref_ids + n_ar_ids) -
-  prompt_frames`` frames.
-
-Weights: ``acoustic_modeling/fm_emilia101k_singnet7k/model.safetensors`` (or ``..._sing0.4k``) of
-``amphion/Vevo1.5`` (354.5 M parameters), keys ``cond_emb.weight``, ``resampling_layers.{0,2}.*``
-(ConvTranspose weights (in, out, k)) and ``diff_estimator.*``.
+:class:`VevoSingFlowMatching` is Vevo's model (:class:`~models.vevo.flow_matching.VevoFlowMatching`)
+plus the layers that upsample the condition to the mel rate; :meth:`VevoSingFlowMatching.generate`
+fits the condition to ``target_frames`` when given, else keeps it whole.
+``build_vevosing_fm_model`` / ``load_vevosing_fm_model`` build or strictly load one (the official
+``fm_emilia101k_*`` checkpoints of ``amphion/Vevo1.5``). Details: ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
@@ -29,9 +16,10 @@ import torch
 import torch.nn as nn
 
 from models.blocks.diff_llama import build_or_load
-from models.vevo.fm_ar_configs import FMConfig, official_checkpoint
+from models.core.checkpoints import load_state_dict_file
+# Vevo1.5's FM is Vevo's flow-matching transformer (its "vevosing" variant): the shared model.
 from models.vevo.flow_matching import VevoFlowMatching, read_fm_config
-from models.vocoders.checkpoints import load_state_dict_file
+from models.vevo.fm_ar_configs import FMConfig, official_checkpoint
 
 __all__ = [
     "FM_CHECKPOINTS",

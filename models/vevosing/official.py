@@ -1,29 +1,8 @@
-"""Where Vevo1.5's (VevoSing's) official files live (for ``models.weights.resolve`` / ``download``), one entry
-per component, and :func:`load_component`, which resolves and builds a front-end component in one call.
-
-* ``whisper``: ``openai/whisper-medium`` ``config.json``, ``model.safetensors`` (encoder weights only are read)
-* ``whisper_stats``: no HF repo; ``whisper_stats.pt`` from Amphion at the pinned commit (or ``$AMPHION_VEVOSING_CONFIG_DIR``)
-* ``contentstyle_tokenizer``: ``amphion/Vevo1.5`` ``tokenizer/contentstyle_fvq16384_12.5hz/model.safetensors``
-* ``prosody_tokenizer``: ``amphion/Vevo1.5`` ``tokenizer/prosody_fvq512_6.25hz/model.safetensors``
-* ``ar_singnet7k`` / ``ar_sing0.4k``: ``amphion/Vevo1.5``
-  ``contentstyle_modeling/ar_emilia101k_{singnet7k,sing0.4k}/model.safetensors``
-* ``fm_singnet7k`` / ``fm_sing0.4k``: ``amphion/Vevo1.5``
-  ``acoustic_modeling/fm_emilia101k_{singnet7k,sing0.4k}/model.safetensors``
-* ``vocoder``: ``amphion/Vevo1.5`` ``acoustic_modeling/Vocoder/model.safetensors`` (Vevo's architecture,
-  its own weights)
-
-The scripts (``infer_vevosing_{ar,fm}.py``) use the ``singnet7k`` AR and FM models and download folders that
-``accelerate.load_checkpoint_and_dispatch`` reads ``model.safetensors`` from. The reference itself runs Whisper
-through openai-whisper's ``medium.pt``; ``openai/whisper-medium`` is the Hugging Face conversion of the same
-weights, which transformers' ``WhisperEncoder`` loads.
-
-Configurations are in Amphion's code repository, ``models/svc/vevosing/config/`` (:data:`CONFIG_FILES`): the
-AR configs hold both tokenizer blocks (``model.coco_style``, ``model.coco_content_style``), the FM configs the
-content-style one (``model.coco``); their official values are written out in
-:mod:`models.vevosing.tokenizers`. ``whisper_stats.pt`` ships there too, hence ``$AMPHION_VEVOSING_CONFIG_DIR``
-(a copy of that folder).
-
-The Vevo1.5 weights are licensed cc-by-nc-nd-4.0 (no derivatives): load them as published, never convert.
+"""Where Vevo1.5's (VevoSing's) official files live (:data:`OFFICIAL_FILES`, for
+``models.weights.resolve`` / ``download``), one entry per component, and :func:`load_component`,
+which resolves and builds a front-end component in one call. :data:`CONFIG_FILES` names the
+configurations in Amphion's code repository. The table, the files that are not on the hub and the
+licence (cc-by-nc-nd-4.0: load as published, never convert): ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +11,7 @@ from typing import Any
 
 import torch
 
+# Vevo1.5's vocoder is Vevo's Vocos model: its weights file name.
 from models.vevo.vocoder import VOCODER_WEIGHTS_FILE
 from models.vevosing.tokenizers import CONTENTSTYLE_TOKENIZER_FILE, PROSODY_TOKENIZER_FILE
 from models.vevosing.whisper_features import WHISPER_FILES, WHISPER_REPO, WHISPER_STATS_FILE
@@ -112,7 +92,7 @@ def load_component(
     the encoder and the statistics resolve."""
     if name not in COMPONENTS:
         raise ValueError(f"unknown Vevo1.5 component {name!r}; expected one of {sorted(COMPONENTS)}")
-    from models.vevo import vocoder
+    from models.vevo import vocoder  # the shared Vocos vocoder (see above)
     from models.vevosing import chromagram, tokenizers, whisper_features
 
     if name == "chromagram":

@@ -1,111 +1,34 @@
 """VevoSing's (Vevo1.5's) singing voice conversion, orchestrated once for every way of running its stages.
 
-:class:`VevoSingOrchestrator` holds everything the reference's ``VevosingInferencePipeline`` does
-between its models (``models/svc/vevosing/vevosing_utils.py``): input checks, which recording
-feeds which model, the key shift, lyrics and G2P, prompt concatenations, the AR length budget,
-progress and randomness. The model stages are coroutines behind the :class:`VevoSingStages`
-protocol, with numpy in and out (int64 tokens, float32 audio and mels; never torch tensors), so the
-same orchestration runs
+:class:`VevoSingOrchestrator` does everything the reference's ``VevosingInferencePipeline`` does
+between its models: input checks, which recording feeds which model, the key shift
+(:func:`key_shift`), lyrics and G2P, prompt concatenations, the AR length budget, progress and
+randomness. The stages are coroutines behind :class:`VevoSingStages` (numpy in and out; every
+recording mono float32 at 24 kHz), so the same orchestration runs in process (:class:`InlineStages`
+over a pipeline's :class:`LocalStages`, driven by :func:`~models.core.stages.run_inline`) and across
+deployments (the protocol over handles to the component deployments and the shared Whisper ASR).
+Input errors are :class:`VevoSingInputError` and its subclasses, raised before any model runs where
+no model is needed to tell.
 
-* in process: :class:`InlineStages` wraps a pipeline's :class:`LocalStages` (plain synchronous
-  calls) and :func:`~models.maskgct.orchestration.run_inline` drives the coroutine without an event
-  loop (it never suspends);
-* across Ray Serve deployments: a deployment implements the protocol over DeploymentHandles to the
-  component deployments (each runs :class:`LocalStages` on its own part) and to the shared Whisper
-  ASR deployment (``transcribe``).
-
-Every recording is mono float32 at 24 kHz; a stage that needs 16 kHz (Whisper) resamples itself
-with torchaudio, as the reference's ``load_wav`` does.
-
-**Mode ``"fm"``** (``inference_fm``: timbre only). Content-style tokens (Whisper features +
-chromagram -> Coco content-style, 12.5 Hz) of the source and of the reference; the FM condition is
-``[reference tokens ‖ source tokens]`` upsampled to 50 Hz, cut (or padded by repeating its last
-frame) to ``reference mel frames + source mel frames``; the prompt is the reference's normalised
-mel; 32 Euler steps (1..128), CFG 1.0 / rescale 0.75; the vocoder renders the source's frames.
-The output has ``floor(source samples / 480)`` frames of 480 samples: the source's duration less
-under one frame.
-
-**``use_shifted_src``** (the reference's ``use_shifted_src_to_extract_prosody``, which its FM script
-turns on): the source is pitch-shifted to the reference's key before its chromagram is taken (the
-Whisper features keep the unshifted source). The shift is ``round(12 log2(f0_ref / f0_src))``
-semitones between the median F0s. As in the reference (``extract_f0_hz``): Praat's autocorrelation
-tracker on 16 kHz audio, hop 256, 50-1100 Hz, voicing threshold 0.6 (:func:`models.audio.f0.
-parselmouth_f0`), unvoiced frames filled by linear interpolation between voiced ones (the nearest
-voiced value at the ends), then the median. Differences: the track is ``samples // 256`` long
-(Praat's few missing end frames count as unvoiced, so they take the last voiced value; the reference
-keeps Praat's shorter track), and a recording with no voiced frame gives no shift (the reference
-divides by a zero median and fails). The shift itself is :func:`models.vevosing.pipeline.
-pitch_shift`: librosa's ``effects.pitch_shift`` recipe (phase-vocoder time stretch with a 2048-point
-STFT, hop 512, then resampling back to the original length) with torchaudio's phase vocoder and
-windowed-sinc resampler instead of librosa's and soxr's; the stretch ratio is taken as a fraction
-with a denominator of at most 128 (under 0.1 cent off), because ``torchaudio.functional.
-pitch_shift`` resamples at ``int(24000 / ratio)`` Hz, which can need a kernel of gigabytes (30 s of
-CPU for one semitone).
-
-**Mode ``"ar"``** (the reference's ``inference_ar_and_fm(task="recognition-synthesis",
-use_style_tokens_as_ar_input=True)``, its "singing style conversion", with the reference as both
-style and timbre reference): the Vevo1.5 AR re-sings the lyrics with the reference's style.
-
-* AR content ids: phone ids (MaskGCT's G2P, :class:`models.text.G2P`, which is the reference's
-  ``g2p_``: the mixed Mandarin/English route for ``zh``/``en``) of the reference's transcript
-  followed by those of the lyrics;
-* AR style ids: the prosody tokens (chromagram -> Coco style, 6.25 Hz) of the reference and the
-  source concatenated (one waveform, one chromagram);
-* AR prompt: the reference's content-style tokens; the AR continues them (temperature 0.8, top-k
-  50, top-p 0.9, at least 50 new tokens, ``max_length`` 2000 for the whole sequence);
-* FM: ``[reference tokens ‖ generated tokens]`` upsampled, not cut (the output length is the AR's:
-  ``4 (n_reference + n_generated) - reference mel frames``), the reference's mel as prompt; vocoder.
-
-How this differs from the reference: the reference's own ``"conversion"`` task cannot run (it calls a
-content tokenizer it never builds), so ``"ar"`` is the recognition-synthesis route above, which needs
-text: ``lyrics`` (the source's words) and ``reference_text`` (the reference's), each transcribed by
-the ``transcribe`` stage (Whisper ASR) when not given; the source is transcribed in 30 s windows
-(one ASR call each, all in the first window's language). The reference's text languages default
-to ``zh``; here ``language="auto"`` detects them from the text (or takes Whisper's). The AR samples
-output ids only (``output_only``; the reference samples its whole vocabulary, and an id outside
-the content-style range would crash its FM). The AR must fit its 2000-token context with the
-source's expected tokens (``ceil(frames / 4)``): a longer request is an :class:`InputTooLongError`
-instead of a silently truncated song. ``use_shifted_src`` does not apply (the AR re-sings the melody
-in the reference's style). The timbre reference's content-style tokens are computed once (the
-reference computes the same tokens twice).
-
-**Both modes**: references longer than 30 s are cut to their first 30 s (the reference's Whisper
-sees one 30 s window; beyond it, its features repeat the last frame). Sources may be longer (the
-Whisper features are taken in 30 s windows) up to ``max_source_seconds``.
-
-**AR length for tiny weights**: random weights practically never sample the EOS, so the tiny
-profile (``ar_length_bound``) also caps the new tokens at the source's expected count: its ``"ar"``
-output then has the source's length too (plus the reference-prompt rounding).
-
-**Stage requests** of the generating stages (``ar``, ``fm``) are dicts of arrays and settings plus
-``seed`` and ``rng``; answers are dicts with the result and the new ``rng``. **Randomness**: one
-``torch.Generator`` feeds every draw of a call (AR sampling, then the FM's initial noise); its state
-travels between the stages (:func:`models.maskgct.orchestration.stage_generator`), so a seed gives
-the same audio in process and across deployments on the same kind of device.
-
-**Progress**: ``on_progress(stage, step, total)`` for the stages of :data:`STAGES` in the order they
-run: once per call of the one-shot stages (``asr`` once per transcription, ``content_style`` once
-per recording), every ``AR_PROGRESS_EVERY`` AR tokens and when the AR stops (then once more with
-``step == total`` = the tokens made), once per FM step.
-
-**Errors** the caller should turn into 4xx responses are :class:`VevoSingInputError` (a
-``ValueError``) and its subclasses; their messages are user-safe. Every check that needs no model
-runs before any model does.
+The modes, how they differ from the reference, progress and randomness: ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from models.audio.f0 import parselmouth_f0
-from models import input_checks as checks
-from models.maskgct.orchestration import float32, generator_state, int64, resample_to_16k, stage_generator
+from models.audio.resample import to_rate
+from models.core import checks
+from models.core import stages as core_stages
+from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator, step_reporter
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
+# VevoSing's FM is Vevo's flow-matching transformer (the Vevo1.5 variant): its sampling defaults.
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS, MAX_STEPS
 from models.vevosing.tokenizers import official_coco_config
 
@@ -139,8 +62,6 @@ AR_MIN_NEW_TOKENS = 50
 AR_MAX_LENGTH = 2000
 #: AR tokens between progress reports (0.8 s of 12.5 Hz content-style tokens).
 AR_PROGRESS_EVERY = 10
-#: The tiny profile's cap on new AR tokens, per expected source token.
-TINY_AR_LENGTH_BOUND = 1.0
 
 MIN_SECONDS = 0.5                  # source and reference
 SILENCE_RMS = 1e-4                 # -80 dBFS
@@ -155,9 +76,6 @@ F0_HOP = 256
 
 _CONTENT_STYLE = official_coco_config("content_style")   # 50 Hz -> 12.5 Hz
 _PROSODY = official_coco_config("style")                  # 50 Hz -> 6.25 Hz
-
-ProgressFn = Callable[[str, int, int], None]
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +182,7 @@ def ar_prompt_length(n_phones: int, n_style: int, n_prompt: int) -> int:
 
 def _median_f0(wav24k: np.ndarray) -> float | None:
     """Median F0 (Hz) as the reference's ``extract_f0_hz`` takes it; None with no voiced frame."""
-    wav16k = resample_to_16k(wav24k)
+    wav16k = to_rate(wav24k, SAMPLE_RATE, F0_SAMPLE_RATE)
     f0 = parselmouth_f0(wav16k, F0_SAMPLE_RATE, F0_HOP).astype(np.float64)
     voiced = f0 > 0
     if not voiced.any():
@@ -292,16 +210,6 @@ def _windows(wav: np.ndarray, seconds: float, min_seconds: float) -> list[np.nda
     if len(pieces) > 1 and pieces[-1].shape[0] < min_seconds * SAMPLE_RATE:
         pieces.pop()
     return [np.ascontiguousarray(p) for p in pieces]
-
-
-def _emitter(stage: str, emit: ProgressFn | None):
-    if emit is None:
-        return None
-    return lambda step, total: emit(stage, int(step), int(total))
-
-
-async def _inline(fn: Callable[..., T], *args) -> T:
-    return fn(*args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,8 +252,18 @@ class LocalStages:
     holding only some parts), numpy in and out: what each component deployment runs (in a worker
     thread), and what :class:`InlineStages` wraps for ``VevoSingPipeline.convert``."""
 
+    #: The stages that generate, reporting their steps to ``emit``.
+    GENERATING = frozenset({"ar", "fm"})
+
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
+
+    @property
+    def facts(self) -> dict:
+        """What a caller running the orchestrator over these stages needs to know: ``ar_length_bound``,
+        the cap on new AR tokens per expected source token of the AR this part holds (None: no cap,
+        or no AR here)."""
+        return {"ar_length_bound": self.pipeline.ar_length_bound}
 
     def transcribe(self, wav24k, language: str | None) -> dict:
         heard = self.pipeline.transcribe(float32(wav24k).reshape(-1), language)
@@ -397,7 +315,7 @@ class LocalStages:
             n_timesteps=int(request.get("n_timesteps", DEFAULT_STEPS)),
             cfg=float(request.get("cfg", DEFAULT_CFG)),
             rescale_cfg=float(request.get("rescale_cfg", DEFAULT_RESCALE_CFG)),
-            generator=gen, on_step=_emitter("fm", emit),
+            generator=gen, on_step=step_reporter("fm", emit),
         )
         return {"mel": float32(mel), "rng": generator_state(gen)}
 
@@ -405,34 +323,8 @@ class LocalStages:
         return float32(self.pipeline.vocode(torch.from_numpy(float32(mel)))).reshape(-1)
 
 
-class InlineStages:
-    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``); the generating stages
-    report their steps to ``on_progress``."""
-
-    def __init__(self, local: LocalStages, on_progress: ProgressFn | None = None) -> None:
-        self.local = local
-        self.on_progress = on_progress
-
-    async def transcribe(self, wav24k, language):
-        return self.local.transcribe(wav24k, language)
-
-    async def content_style_tokens(self, wav24k, shift_semitones=0):
-        return self.local.content_style_tokens(wav24k, shift_semitones)
-
-    async def prosody_tokens(self, wav24k):
-        return self.local.prosody_tokens(wav24k)
-
-    async def mel(self, wav24k):
-        return self.local.mel(wav24k)
-
-    async def ar(self, request):
-        return self.local.ar(request, self.on_progress)
-
-    async def fm(self, request):
-        return self.local.fm(request, self.on_progress)
-
-    async def vocode(self, mel):
-        return self.local.vocode(mel)
+class InlineStages(core_stages.InlineStages, local=LocalStages):
+    """:class:`LocalStages` as coroutines that never suspend (for ``run_inline``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +340,7 @@ class VevoSingOrchestrator:
     the AR's new tokens at this many per expected source token (the tiny profile's 1.0; None: only
     the reference's ``max_length``). ``max_source_seconds``: longest source (None: no limit).
     ``offload(fn, *args)``: how CPU work outside the stages (checks, F0, G2P) runs: inline by default,
-    :func:`~models.maskgct.orchestration.in_thread` on an event loop that must stay free.
+    :func:`~models.core.stages.in_thread` on an event loop that must stay free.
     """
 
     def __init__(self, g2p=None, *, transcribes: bool = True, ar_length_bound: float | None = None,
@@ -458,7 +350,7 @@ class VevoSingOrchestrator:
         self.transcribes = transcribes
         self.ar_length_bound = ar_length_bound
         self.max_source_seconds = max_source_seconds
-        self.offload = offload or _inline
+        self.offload = offload or inline
 
     # --- checks --------------------------------------------------------------------------------
 

@@ -1,41 +1,15 @@
 """VevoSing (Vevo1.5) singing voice conversion for ``/api/svc/vevosing``: a source song + a reference
 voice -> 24 kHz singing in the reference's timbre (``"fm"``) or re-sung in its style (``"ar"``).
 
-The stages, each a method (and its part) so that a serving layer can put each part on its own
-deployment; in the order they run, with their progress names:
+:class:`VevoSingPipeline` holds the components by part (``content_style``, ``prosody``, ``ar``,
+``fm``, ``vocoder``, ``g2p``, ``asr``; possibly only some) and runs one stage per method, so that a
+serving layer can put each part on its own deployment; :meth:`~VevoSingPipeline.convert` runs
+:class:`~models.vevosing.orchestration.VevoSingOrchestrator` over them. ``ar_length_bound`` is its
+AR's own cap (from the AR's config). :func:`pitch_shift` is the key shift of ``use_shifted_src``.
 
-* ``pitch`` (orchestrator, ``use_shifted_src`` only): median F0s -> semitones;
-* ``asr``: :meth:`VevoSingPipeline.transcribe` (part ``asr``, optional): the lyrics and the
-  reference's transcript, when not given (``"ar"``);
-* ``g2p`` (orchestrator, part ``g2p``): reference transcript ‖ lyrics -> phone ids (``"ar"``);
-* ``content_style``: :meth:`~VevoSingPipeline.content_style_tokens` (``content_style``): 24 kHz ->
-  Whisper-medium features of the 16 kHz resampling + 24-bin chromagram -> Coco ids, 12.5 Hz;
-* ``prosody``: :meth:`~VevoSingPipeline.prosody_tokens` (``prosody``): 24 kHz -> chromagram -> Coco
-  style ids, 6.25 Hz (``"ar"``);
-* ``ar``: :meth:`~VevoSingPipeline.generate_content_style` (``ar``): phones + style ids + prompt ids ->
-  content-style ids (``"ar"``);
-* ``mel``: :meth:`~VevoSingPipeline.mel` (``vocoder``): the reference's normalised mel, the FM prompt;
-* ``fm``: :meth:`~VevoSingPipeline.flow_matching` (``fm``): ids -> 50 Hz mel in the reference's timbre;
-* ``vocoder``: :meth:`~VevoSingPipeline.vocode` (``vocoder``): mel -> ``T * 480`` samples at 24 kHz.
-
-What each mode does, the defaults (FM 32 steps, CFG 1.0 / 0.75; AR temperature 0.8, top-k 50, top-p
-0.9), lengths, randomness, progress and errors are described in
-:mod:`models.vevosing.orchestration`, whose :class:`~models.vevosing.orchestration.VevoSingOrchestrator`
-:meth:`VevoSingPipeline.convert` runs over this pipeline's own stages (the served pipeline runs it
-over its component deployments).
-
-**Weights**: :meth:`VevoSingPipeline.from_weights` resolves the entries of
-:data:`models.vevosing.official.OFFICIAL_FILES` its parts need (``variant`` picks the AR and FM
-checkpoints, ``singnet7k`` as the reference's scripts, or ``sing0.4k``). ``"tiny"`` builds every
-component small with seeded weights and the official token spaces, rates and mel size. Components
-are never mixed: in ``"auto"`` mode one missing official file makes the whole pipeline tiny.
-``parts=`` loads only some components (what each component deployment does; :func:`resolve_parts`
-keeps separately loaded parts consistent). The ASR part (``openai/whisper-large-v3-turbo``, the
-shared ``WhisperASR`` deployment's model when served) is resolved on its own and is not loaded unless
-asked for.
-
-:func:`pitch_shift` is the key shift of ``use_shifted_src`` (how it compares with the reference's
-librosa call: see :mod:`models.vevosing.orchestration`).
+:meth:`~VevoSingPipeline.from_weights` builds it from the official files (``"pretrained"``; ``variant``
+picks the AR and FM checkpoints), small seeded stand-ins (``"tiny"``) or whichever is on this machine
+(``"auto"``; never a mix). Stages, modes and weights: ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
@@ -48,13 +22,17 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+# The optional speech recognizer is the ASR family's Whisper model, shared.
 from models.asr.whisper import WHISPER_FILES as ASR_FILES
 from models.asr.whisper import Transcript, WhisperTranscriber, transcriber_from
-from models.maskgct.orchestration import resample_to_16k, run_inline
+from models.audio.resample import to_rate
+from models.core.stages import ProgressFn, run_inline
 from models.text import G2P
+# Vevo1.5 reuses Vevo's models: the AR transformer, the AR / FM configs and the FM's defaults, the
+# mel front end and the Vocos vocoder.
 from models.vevo.ar_transformer import ContentStyleAR, build_ar_model, load_ar_model
-from models.vevo.fm_ar_configs import VevoSingARConfig, tiny_vevosing_ar_config, tiny_vevosing_fm_config
 from models.vevo.flow_matching import DEFAULT_CFG, DEFAULT_RESCALE_CFG, DEFAULT_STEPS
+from models.vevo.fm_ar_configs import VevoSingARConfig, tiny_vevosing_ar_config, tiny_vevosing_fm_config
 from models.vevo.mel import VevoMel
 from models.vevo.vocoder import VevoVocoder, build_vocoder, load_vocoder
 from models.vevosing.chromagram import Chromagram
@@ -71,12 +49,10 @@ from models.vevosing.orchestration import (  # noqa: F401  (re-exported: the pip
     MODES,
     SAMPLE_RATE,
     STAGES,
-    TINY_AR_LENGTH_BOUND,
     DEFAULT_MAX_SOURCE_SECONDS,
     InlineStages,
     InputTooLongError,
     LocalStages,
-    ProgressFn,
     UnsupportedLanguageError,
     VevoSingInputError,
     VevoSingOrchestrator,
@@ -115,6 +91,8 @@ DEFAULT_PARTS = ("content_style", "prosody", "ar", "fm", "vocoder", "g2p")
 #: The AR / FM training-data variants of amphion/Vevo1.5 (the reference's scripts use singnet7k).
 VARIANTS = ("singnet7k", "sing0.4k")
 
+#: What Whisper (features and speech recognition) hears.
+WHISPER_SAMPLE_RATE = 16000
 #: librosa's ``effects.pitch_shift`` / ``time_stretch`` STFT.
 SHIFT_N_FFT = 2048
 SHIFT_HOP = 512
@@ -384,6 +362,12 @@ class VevoSingPipeline:
     # properties
 
     @property
+    def ar_length_bound(self) -> float | None:
+        """The AR's cap on new tokens per expected source token, from its config (the tiny AR's 1.0;
+        None: no cap beyond ``max_length``, or no AR here)."""
+        return None if self.ar is None else self.ar.config.length_bound
+
+    @property
     def sample_rate(self) -> int:
         """Input and output sample rate (24 kHz)."""
         return SAMPLE_RATE
@@ -400,7 +384,7 @@ class VevoSingPipeline:
         """Whisper ASR of (the first 30 s of) a 24 kHz recording; ``language`` None detects it."""
         self._part("asr")
         wav = mono_audio(wav24k, "the audio to transcribe")
-        return self.transcriber.transcribe(resample_to_16k(wav), language=language)
+        return self.transcriber.transcribe(to_rate(wav, SAMPLE_RATE, WHISPER_SAMPLE_RATE), language=language)
 
     @torch.inference_mode()
     def content_style_tokens(self, wav24k: np.ndarray, shift_semitones: int = 0) -> torch.Tensor:
@@ -416,7 +400,7 @@ class VevoSingPipeline:
         if shift_semitones:
             melody = pitch_shift(torch.from_numpy(wav).to(self.device), SAMPLE_RATE, int(shift_semitones)).cpu().numpy()
         chroma = torch.from_numpy(self.chromagram(melody, frames)).unsqueeze(0)
-        whisper = self.whisper_features([resample_to_16k(wav)], [frames])
+        whisper = self.whisper_features([to_rate(wav, SAMPLE_RATE, WHISPER_SAMPLE_RATE)], [frames])
         codes, _ = self.contentstyle_tokenizer.tokenize(chroma, whisper)
         return codes.reshape(-1)
 
@@ -518,7 +502,7 @@ class VevoSingPipeline:
         component deployments)."""
         return VevoSingOrchestrator(
             self.g2p, transcribes=self.transcriber is not None,
-            ar_length_bound=TINY_AR_LENGTH_BOUND if self.weights_kind == "tiny" else None,
+            ar_length_bound=self.ar_length_bound,
             max_source_seconds=self.max_source_seconds,
         )
 

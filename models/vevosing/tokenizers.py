@@ -1,25 +1,11 @@
 """Vevo1.5's Coco tokenizers: content-style (Whisper + chromagram, 12.5 Hz) and prosody (chromagram, 6.25 Hz).
 
-Reference: ``models/codec/coco/rep_coco_model.py`` ``CocoContentStyle`` / ``CocoStyle`` built by
-``vevosing_utils.build_coco_model(cfg)`` with ``construct_only_for_quantizer=True``, method ``quantize``:
-
-1. ``x = whisper_input_layer(whisper) + chromagram_input_layer(chroma)`` (content-style) or
-   ``chromagram_input_layer(chroma)`` (prosody): Linears to ``hidden_size``, ``[B, T, hidden]`` at 50 Hz;
-2. ``downsample_layers``: log2(downsample_rate) x [Conv1d(k3, s2, p1) -> GELU] (T -> ceil(T / 2) per conv):
-   rate 4 -> 12.5 Hz (content-style), rate 8 -> 6.25 Hz (prosody);
-3. ``encoder`` = VocosBackbone(hidden -> 384, 2048, 12 layers) + Linear(384 -> hidden);
-4. one factorized VQ stage (:class:`models.blocks.quantizers.ResidualVQ`: WN 1x1 to 8 dims, cosine
-   nearest code, raw codebook row, WN 1x1 back): ``codes [B, T']`` and ``quantized [B, T', hidden]``.
-
-``upsample_layers`` (ConvTranspose1d k4 s2 p1 + GELU pairs) exist even in the quantizer-only model, so they
-are built and loaded, never run. The official files (``amphion/Vevo1.5``
-``tokenizer/contentstyle_fvq16384_12.5hz/model.safetensors`` and
-``tokenizer/prosody_fvq512_6.25hz/model.safetensors``) also hold the reconstruction side (``decoder.*``,
-``whisper_output_layer.*``, ``chromagram_output_layer.*``), which the reference's loader skips; so does
-:func:`load_coco_tokenizer`, and every other key must match exactly.
-
-Config blocks: ``model.coco`` of the FM configs, ``model.coco_content_style`` and ``model.coco_style`` of the
-AR configs (``models/svc/vevosing/config/*.json`` in Amphion's code repo).
+:meth:`CocoTokenizer.tokenize` runs the reference's quantizer-only ``quantize`` (input layers,
+strided downsampling, Vocos encoder, one factorized VQ stage) -> codes ``[B, T']`` and the quantized
+features. ``official_coco_config`` holds the official configurations (written out from Amphion's
+``models/svc/vevosing/config/*.json``), ``parse_coco_config`` reads one, ``build_coco_tokenizer`` makes a
+seeded one and ``load_coco_tokenizer`` strictly loads the official files (the reconstruction side they
+also hold is skipped, as the reference skips it). Details: ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
@@ -36,11 +22,10 @@ import torch.nn as nn
 
 from models.blocks.quantizers import ResidualVQ
 from models.blocks.vocos import VocosBackbone
-from models.maskgct.checkpoints import init_random_weights
-from models.vevo.configs import read_config
-from models.vocoders.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
-from models.vocoders.configs import ConfigError
-from models.vocoders.layers import fold_weight_norm
+from models.core.checkpoints import CheckpointError, load_generator_state, load_state_dict_file
+from models.core.configs import ConfigError, read_config
+from models.core.random_init import init_random_weights
+from models.core.weight_norm import fold_weight_norm
 
 __all__ = [
     "COCO_TYPES",

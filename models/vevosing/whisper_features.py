@@ -1,25 +1,11 @@
 """Vevo1.5's Whisper-medium encoder features (50 Hz, 1024-d), normalised, for the content-style tokenizer.
 
-Reference: ``VevosingInferencePipeline.extract_whisper_features(wav16k, frame_lens)`` with openai-whisper:
-
-1. ``pad_or_trim`` the 16 kHz waveform to exactly 30 s (480000 samples: zeros appended, or cut);
-2. ``log_mel_spectrogram``: ``torch.stft(n_fft=400, hop=160, periodic Hann, center=True, reflect)``, the last
-   frame dropped (3000 frames), power ``|X|^2``, 80 Slaney mel filters (librosa's for 16 kHz / 400),
-   ``log10(clamp(., 1e-10))``, floored at (maximum - 8), then ``(x + 4) / 4``;
-3. ``embed_audio`` = the encoder: 1500 frames at 50 Hz;
-4. frames at or after ``frame_len`` (= 24 kHz samples // 480) set to 0, the sequence cut to ``max(frame_len)``
-   (or extended by repeating the last frame), then ``(x - mean) / std`` with ``whisper_stats.pt``
-   (``use_normed_whisper``; Amphion code repo ``models/svc/vevosing/config/whisper_stats.pt``).
-
-Here the encoder is transformers' ``WhisperEncoder`` (same network as openai-whisper's ``AudioEncoder``)
-loaded from the Hugging Face conversion ``openai/whisper-medium`` (only the ``model.encoder.*`` weights are
-read). Two deliberate differences, both invisible for the reference's own calls (one utterance of at most
-30 s per call):
-
-* the floor of step 2 uses each window's own maximum (openai-whisper takes the maximum over the whole
-  batch tensor), so a batch gives the same features as one call per item;
-* inputs longer than 30 s are not cut: they are split into consecutive 30 s windows (the last one
-  zero-padded), each encoded like a reference call, and the 1500-frame outputs concatenated.
+:class:`WhisperFeatures` takes 16 kHz waveforms and their 50 Hz frame counts and returns the
+reference's ``extract_whisper_features`` output: encoder features of each 30 s window, zeroed past
+the frame count, cut or extended to it, normalised with ``whisper_stats.pt``. The encoder is
+transformers' ``WhisperEncoder`` from ``openai/whisper-medium``. ``build_whisper_features`` makes a
+tiny seeded one, ``load_whisper_features`` the official one. The reference's steps and our two
+deliberate differences (per-window floor, inputs over 30 s): ``models/vevosing/README.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from models.audio.mel import slaney_mel_filterbank
-from models.vocoders.checkpoints import CheckpointError, load_exact
+from models.core.checkpoints import CheckpointError, load_exact
 
 __all__ = [
     "SAMPLE_RATE",

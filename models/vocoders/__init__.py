@@ -4,8 +4,7 @@ Deployments use :func:`load_vocoder` (official weights via ``models.weights``, o
 stand-in) and the :class:`Vocoder` it returns (``analyse`` / ``pitch`` / ``vocode``).
 """
 
-from models.vocoders.checkpoints import CheckpointError
-from models.vocoders.configs import VOCODER_NAMES, ConfigError, VocoderConfig, parse_config, tiny_config
+from models.vocoders.configs import VOCODER_NAMES, VocoderConfig, parse_config, tiny_config
 from models.vocoders.official import OFFICIAL
 from models.vocoders.vocoder import Vocoder, build_vocoder, load_vocoder
 
@@ -18,6 +17,4 @@ __all__ = [
     "load_vocoder",
     "parse_config",
     "tiny_config",
-    "CheckpointError",
-    "ConfigError",
 ]

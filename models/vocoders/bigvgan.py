@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from models.vocoders.alias_free import Activation1d, make_snake
+from models.blocks.alias_free import Activation1d, make_snake
+from models.core.weight_norm import WNConv1d, WNConvTranspose1d
 from models.vocoders.configs import BigVGANConfig
-from models.vocoders.layers import WNConv1d, WNConvTranspose1d, get_padding
-from models.vocoders.resblocks import dilated_conv_pairs, mrf_average
+from models.vocoders.resblocks import dilated_conv_pairs, get_padding, mrf_average
 
 
 class AMPBlock1(nn.Module):

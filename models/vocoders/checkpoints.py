@@ -1,158 +1,24 @@
-"""Reading the official checkpoint layouts into our generators.
+"""Reading the official vocoder checkpoint layouts (see README.md in this folder for what was
+checked and how): the config and generator file inside a folder laid out like each release.
 
-Layouts (see README.md in this folder for what was checked and how):
-
-* NVIDIA BigVGAN (``nvidia/bigvgan_v2_24khz_100band_256x``): ``config.json`` (flat) and
-  ``bigvgan_generator.pt`` = ``torch.save({"generator": state_dict})`` with weight-norm keys. NVIDIA's
-  own loader falls back to plain ``weight`` keys (a generator saved after ``remove_weight_norm``), so
-  we accept those too by converting them to ``weight_g``/``weight_v``.
-* Amphion GAN vocoders (``amphion/hifigan_speech_bigdata`` -> ``hifigan_speech/``; NSF-HiFiGAN has no
-  release, a local folder is laid out the same way): ``args.json`` plus accelerate state folders
-  ``checkpoint/epoch-XXXX_step-XXXXXXX_loss-X.XXXXXX/``, the generator being accelerate's first model
-  file (``pytorch_model.bin``, or ``model.safetensors`` with safe serialisation). Multi-GPU runs
-  prefix every key with ``module.``. Older Amphion files are ``.pt`` dicts
-  ``{"generator_state_dict": ...}``; Amphion's singing BigVGAN ships that way.
-
-Everything is loaded with ``torch.load(weights_only=True)`` or safetensors (no pickled code), then
-strictly: a missing, unexpected or mis-shaped key is an error that names the keys.
+Layouts: NVIDIA BigVGAN (flat ``config.json`` + ``bigvgan_generator.pt``) and Amphion experiment
+folders (``args.json`` + accelerate state folders ``checkpoint/epoch-..._step-..._loss-.../``, or
+older ``.pt`` files). Reading the files and strict loading are :mod:`models.core.checkpoints`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
-from models.vocoders.configs import VocoderConfig, parse_config, read_json
-from models.vocoders.layers import weight_norm_prefixes
+from models.core.checkpoints import CheckpointError, load_state_dict_file
+from models.core.configs import read_json
+from models.vocoders.configs import VocoderConfig, parse_config
 
-# Wrapper keys under which the official files keep the generator's state dict.
-_WRAPPER_KEYS = ("generator", "generator_state_dict", "state_dict")
-# Prefixes added by DistributedDataParallel (accelerate saves unwrap=False) and torch.compile.
-_PREFIXES = ("module.", "_orig_mod.")
 # Accelerate's name for the first prepared model, safetensors first (newer accelerate default).
 _ACCELERATE_MODEL_FILES = ("model.safetensors", "pytorch_model.bin")
-_MAX_LISTED_KEYS = 20
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be found, read, or does not fit the configured generator."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Files -> state dict
-# ---------------------------------------------------------------------------------------------
-
-
-def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in _PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix) :], True
-        out[key] = value
-    return out
-
-
-def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Find the generator's tensors in a loaded file (bare state dict or one of the wrappers)."""
-    if isinstance(obj, Mapping):
-        for key in _WRAPPER_KEYS:
-            inner = obj.get(key)
-            if isinstance(inner, Mapping):
-                obj = inner
-                break
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{source}: no state dict found (expected a dict of tensors or one under {_WRAPPER_KEYS})")
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{source}: entries that are not tensors: {bad[:_MAX_LISTED_KEYS]}")
-    return strip_prefixes(obj)
-
-
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` / ``.pt`` / ``.bin`` file and return the generator state dict (on CPU)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: object = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # corrupt file, or a pickle that needs more than tensors
-        raise CheckpointError(f"cannot read {path}: {exc}") from exc
-    return unwrap_state_dict(obj, str(path))
-
-
-# ---------------------------------------------------------------------------------------------
-# State dict -> model
-# ---------------------------------------------------------------------------------------------
-
-
-def _norm_except_dim0(w: torch.Tensor) -> torch.Tensor:
-    return w.flatten(1).norm(dim=1).view(-1, *([1] * (w.dim() - 1)))
-
-
-def adapt_weight_norm_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Turn plain ``<conv>.weight`` entries into ``weight_g``/``weight_v`` where the model expects those.
-
-    ``g = ||w||``, ``v = w`` reproduces ``w`` exactly up to float rounding (what NVIDIA's loader
-    achieves by removing weight norm from the model instead).
-    """
-    sd = dict(state_dict)
-    for prefix in weight_norm_prefixes(model):
-        plain = prefix + "weight"
-        if plain in sd and prefix + "weight_g" not in sd and prefix + "weight_v" not in sd:
-            w = sd.pop(plain)
-            sd[prefix + "weight_v"] = w
-            sd[prefix + "weight_g"] = _norm_except_dim0(w.float()).to(w.dtype)
-    return sd
-
-
-def _listing(title: str, keys: list[str]) -> str:
-    shown = ", ".join(keys[:_MAX_LISTED_KEYS])
-    more = f" ... (+{len(keys) - _MAX_LISTED_KEYS} more)" if len(keys) > _MAX_LISTED_KEYS else ""
-    return f"\n  {title} ({len(keys)}): {shown}{more}"
-
-
-def load_exact(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint", *,
-               error: type[Exception] = CheckpointError, assign: bool = False) -> None:
-    """Load `sd` requiring exactly the model's keys and shapes; otherwise raise `error` naming the
-    missing, unexpected and mis-shaped keys. Every model family's strict loading ends here."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    mismatched = sorted(
-        f"{k} {tuple(sd[k].shape)} vs expected {tuple(expected[k].shape)}"
-        for k in set(sd) & set(expected)
-        if tuple(sd[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or mismatched:
-        msg = f"{source} does not match the {type(model).__name__} built from its config:"
-        if missing:
-            msg += _listing("missing keys", missing)
-        if unexpected:
-            msg += _listing("unexpected keys", unexpected)
-        if mismatched:
-            msg += _listing("shape mismatches", mismatched)
-        raise error(msg)
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True, assign=assign)
-
-
-def load_generator_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Strict load with a readable error (missing / unexpected / mis-shaped keys)."""
-    load_exact(model, adapt_weight_norm_keys(model, strip_prefixes(state_dict)), source)
 
 
 # ---------------------------------------------------------------------------------------------

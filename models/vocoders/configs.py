@@ -9,7 +9,7 @@ Two on-disk formats exist:
   ``preprocess`` holds the mel settings (``sample_rate``, ``n_mel``, ``n_fft``, ``hop_size``,
   ``win_size``, ``fmin``, ``fmax``, ``f0_min``, ``f0_max``) and ``model.generator`` names the block
   ``model.<generator>`` with the generator sizes. Amphion writes these files with json5, so they
-  may contain comments and trailing commas; :func:`loads_lenient` copes with both.
+  may contain comments and trailing commas; :func:`models.core.configs.loads_lenient` copes with both.
 
 Amphion's own ``BigVGAN`` class always ends with a biased ``conv_post`` and ``tanh``; NVIDIA's v2
 configs switch both off (clamp instead of tanh, no final bias). The parsed config records which.
@@ -17,23 +17,17 @@ configs switch both off (clamp instead of tanh, no final bias). The parsed confi
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Union
 
 from models.audio.f0 import DEFAULT_F0_MAX, DEFAULT_F0_MIN
 from models.audio.mel import MelConfig
+from models.core.configs import ConfigError
 
 VOCODER_NAMES = ("bigvgan", "hifigan", "nsf_hifigan")
 
 # Our vocoder name -> the value of Amphion's ``model.generator`` (and the key of its block).
 AMPHION_GENERATOR_KEYS = {"bigvgan": "bigvgan", "hifigan": "hifigan", "nsf_hifigan": "nsfhifigan"}
-
-
-class ConfigError(ValueError):
-    """A configuration file that does not describe the requested vocoder."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,39 +84,6 @@ class VocoderConfig:
     f0_max: float = DEFAULT_F0_MAX
     # Where the config came from ("nvidia", "amphion" or "tiny"); informational only.
     source_format: str = field(default="tiny", compare=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Lenient JSON (Amphion writes its configs with json5)
-# ---------------------------------------------------------------------------------------------
-
-_STRING_OR_COMMENT = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
-_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
-
-
-def loads_lenient(text: str) -> Any:
-    """``json.loads`` that also accepts ``//`` / ``/* */`` comments and trailing commas."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    # Drop comments but keep string literals intact (a URL inside a string contains "//").
-    without_comments = _STRING_OR_COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith('"') else "", text)
-    # Trailing commas: only outside strings, so apply the substitution to the non-string parts.
-    pieces, last = [], 0
-    for m in re.finditer(r'"(?:\\.|[^"\\])*"', without_comments):
-        pieces.append(_TRAILING_COMMA.sub(r"\1", without_comments[last : m.start()]))
-        pieces.append(m.group(0))
-        last = m.end()
-    pieces.append(_TRAILING_COMMA.sub(r"\1", without_comments[last:]))
-    return json.loads("".join(pieces))
-
-
-def read_json(path: str | Path) -> dict:
-    data = loads_lenient(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object at the top level")
-    return data
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.core.weight_norm import WNConv1d, WNConvTranspose1d
 from models.vocoders.configs import HiFiGANConfig
-from models.vocoders.layers import WNConv1d, WNConvTranspose1d
 from models.vocoders.resblocks import LRELU_SLOPE, make_resblock, mrf_average
 
 FINAL_LRELU_SLOPE = 0.01  # torch's default negative_slope, which the reference relies on

@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.core.weight_norm import WNConv1d
 from models.vocoders.configs import NSFHiFiGANConfig
 from models.vocoders.hifigan import FINAL_LRELU_SLOPE, build_resblocks, build_upsamplers
-from models.vocoders.layers import WNConv1d
 from models.vocoders.resblocks import LRELU_SLOPE, mrf_average
 
 

@@ -12,10 +12,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocoders.layers import WNConv1d, get_padding
+from models.core.weight_norm import WNConv1d
 
 # HiFi-GAN's leaky-ReLU slope inside the generator (the final activation uses 0.01, see hifigan.py).
 LRELU_SLOPE = 0.1
+
+
+def get_padding(kernel_size: int, dilation: int = 1) -> int:
+    """'Same' padding for an odd kernel with dilation (HiFi-GAN's ``get_padding``)."""
+    return (kernel_size * dilation - dilation) // 2
 
 
 def dilated_conv_pairs(channels: int, kernel_size: int, dilation: Sequence[int]) -> tuple[nn.ModuleList, nn.ModuleList]:

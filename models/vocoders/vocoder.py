@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,9 +15,12 @@ import torch.nn as nn
 
 from models.audio.f0 import align_to_frames, parselmouth_f0
 from models.audio.mel import LOG_MEL_FLOOR, MelConfig, log_mel_spectrogram
-from models.vocoders.alias_free import Snake, SnakeBeta
+from models.blocks.alias_free import Snake, SnakeBeta
+from models.core.checkpoints import load_generator_state
+from models.core.random_init import Draws, init_random_weights
+from models.core.weight_norm import fold_weight_norm
 from models.vocoders.bigvgan import BigVGANGenerator
-from models.vocoders.checkpoints import load_generator_state, load_official
+from models.vocoders.checkpoints import load_official
 from models.vocoders.configs import (
     VOCODER_NAMES,
     BigVGANConfig,
@@ -27,7 +29,6 @@ from models.vocoders.configs import (
     tiny_config,
 )
 from models.vocoders.hifigan import HiFiGANGenerator
-from models.vocoders.layers import WeightNormConv, fold_weight_norm
 from models.vocoders.nsf_hifigan import NSFHiFiGANGenerator
 from models.vocoders.official import OFFICIAL
 
@@ -48,37 +49,15 @@ def make_generator(config: VocoderConfig) -> nn.Module:
     raise ValueError(f"unknown vocoder {config.name!r}; expected one of {VOCODER_NAMES}")
 
 
-@torch.no_grad()
-def init_random_weights(model: nn.Module, seed: int) -> None:
-    """Deterministic random weights (same seed -> same weights, whatever the global RNG state).
-
-    Uniform(+-1/sqrt(fan_in)) like PyTorch's default conv init, so activations stay O(1) through
-    the stages; weight-norm gains are set to ||v|| (effective weight = v); Snake parameters start
-    near 1 (log-scale near 0) with a little spread.
-    """
-    gen = torch.Generator().manual_seed(seed)
-
-    def uniform_(t: torch.Tensor, bound: float) -> None:
-        t.copy_((torch.rand(t.shape, generator=gen) * 2 - 1) * bound)
-
-    for module in model.modules():
-        if isinstance(module, WeightNormConv):
-            v = module.weight_v
-            bound = 1.0 / math.sqrt(v[0].numel())
-            uniform_(v, bound)
-            module.weight_g.copy_(v.flatten(1).norm(dim=1).view_as(module.weight_g))
-            if module.bias is not None:
-                uniform_(module.bias, bound)
-            module.unfold()
-        elif isinstance(module, (nn.Conv1d, nn.Linear)):
-            bound = 1.0 / math.sqrt(module.weight[0].numel())
-            uniform_(module.weight, bound)
-            if module.bias is not None:
-                uniform_(module.bias, bound)
-        elif isinstance(module, (Snake, SnakeBeta)):
-            for p in module.parameters():
-                spread = torch.randn(p.shape, generator=gen) * 0.1
-                p.copy_(spread if module.alpha_logscale else 1.0 + spread)
+def snake_near_one(module: nn.Module, draws: Draws) -> bool:
+    """Tiny builds' Snake / SnakeBeta parameters: near 1 (log-scale: near 0), spread 0.1
+    (a :data:`models.core.random_init.Rule`)."""
+    if not isinstance(module, (Snake, SnakeBeta)):
+        return False
+    for p in module.parameters():
+        spread = draws.randn(p.shape) * 0.1
+        p.copy_(spread if module.alpha_logscale else 1.0 + spread)
+    return True
 
 
 class Vocoder:
@@ -232,7 +211,7 @@ def build_vocoder(
         raise ValueError(f"config is for {config.name!r}, not {name!r}")
     generator = make_generator(config)
     if state_dict is None:
-        init_random_weights(generator, seed)
+        init_random_weights(generator, seed, rules=(snake_near_one,))
         kind = "tiny"
         note = note or f"seeded random weights (seed {seed})"
     else:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from models.core.checkpoints import load_state_dict_file
 from models.dualcodec import DualCodec, SemanticNormPool, build_dualcodec, parse_dualcodec_config, read_dualcodec_config
-from models.vocoders.checkpoints import load_state_dict_file
 
 from . import register
 from .base import Adapter

@@ -14,12 +14,13 @@ from typing import Any
 
 import torch
 
+from models.core.checkpoints import load_state_dict_file
+from models.core.configs import read_config
 from models.vevo.configs import (
     parse_content_tokenizer_config,
     parse_contentstyle_tokenizer_config,
     parse_mel_config,
     parse_vocoder_config,
-    read_config,
 )
 from models.vevo.content_tokenizer import VevoRepCodec, build_content_tokenizer, read_content_tokenizer_state
 from models.vevo.contentstyle_tokenizer import VevoContentStyleTokenizer, build_contentstyle_tokenizer
@@ -28,7 +29,6 @@ from models.vevo.vocoder import VevoVocoder, build_vocoder
 from models.vevosing.chromagram import Chromagram, parse_chromagram_config
 from models.vevosing.tokenizers import CocoTokenizer, build_coco_tokenizer, parse_coco_config
 from models.vevosing.whisper_features import postprocess_whisper_features
-from models.vocoders.checkpoints import load_state_dict_file
 
 from . import register
 from .base import Adapter

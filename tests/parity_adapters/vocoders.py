@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.core.checkpoints import load_state_dict_file
+from models.core.configs import read_json
 from models.vocoders import Vocoder, build_vocoder, parse_config
-from models.vocoders.checkpoints import load_state_dict_file
-from models.vocoders.configs import read_json
 
 from . import register
 from .base import Adapter

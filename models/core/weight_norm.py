@@ -1,15 +1,10 @@
 """Weight-normalised convolutions whose state dict matches the official checkpoints.
 
-Every official vocoder checkpoint was written by models wrapped with the old hook API
-``torch.nn.utils.weight_norm`` (dim 0), so it stores ``<conv>.weight_g`` and ``<conv>.weight_v``
-(never ``parametrizations.weight.original0/1``). That API is deprecated, so instead of using it we
-keep two plain parameters with those names and compute ``weight = g * v / ||v||`` ourselves, the
-norm taken per index of dim 0 over all other dims (for ``ConvTranspose1d`` dim 0 is the *input*
-channel, exactly as the hook did).
-
-For inference the effective weight is constant, so :meth:`fold` computes it once and caches it in a
-non-persistent buffer: the state dict keeps the official names, and loading a new state dict drops
-the cache so a stale weight can never be used.
+The official checkpoints were written by models wrapped with the old hook API
+``torch.nn.utils.weight_norm`` (dim 0): they store ``<conv>.weight_g`` and ``<conv>.weight_v``.
+These modules keep two plain parameters under those names and compute ``weight = g * v / ||v||``
+themselves (the norm per index of dim 0, as the hook did). :meth:`WeightNormConv.fold` caches the
+effective weight for inference in a non-persistent buffer; loading a state dict drops the cache.
 """
 
 from __future__ import annotations
@@ -20,13 +15,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+__all__ = [
+    "WNConv1d",
+    "WNConvTranspose1d",
+    "WeightNormConv",
+    "fold_weight_norm",
+    "norm_except_dim0",
+    "weight_norm_prefixes",
+]
 
-def get_padding(kernel_size: int, dilation: int = 1) -> int:
-    """'Same' padding for an odd kernel with dilation (HiFi-GAN's ``get_padding``)."""
-    return (kernel_size * dilation - dilation) // 2
 
-
-def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
+def norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
+    """``||v||`` over every dim but the first, shaped to broadcast against ``v`` (weight norm's ``g``)."""
     return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
 
 
@@ -39,7 +39,7 @@ class WeightNormConv(nn.Module):
         # PyTorch's default conv init (kaiming-uniform, a=sqrt(5)), so an unloaded module is sane.
         nn.init.kaiming_uniform_(v, a=math.sqrt(5))
         self.weight_v = nn.Parameter(v)
-        self.weight_g = nn.Parameter(_norm_except_dim0(v).clone())
+        self.weight_g = nn.Parameter(norm_except_dim0(v).clone())
         if bias_size is None:
             self.register_parameter("bias", None)
         else:
@@ -52,7 +52,7 @@ class WeightNormConv(nn.Module):
         if self._folded is not None:
             return self._folded
         # Same operation order as torch's weight-norm hook: v * (g / ||v||).
-        return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+        return self.weight_v * (self.weight_g / norm_except_dim0(self.weight_v))
 
     @torch.no_grad()
     def fold(self) -> None:
