@@ -146,6 +146,14 @@ def summarize_info(infos: dict[str, dict], extra_problems: list[str] | None = No
             "weights": joined_kind(i.get("weights") for i in infos.values()), "detail": "; ".join(problems)}
 
 
+def knobs(payload: Mapping, *names: str, **renamed: str) -> dict:
+    """The request's settings among ``names`` (and ``renamed``: argument name -> payload key) that it
+    carries: the orchestrator's own defaults apply to the rest, so no default is retyped here."""
+    found = {name: payload[name] for name in names if name in payload}
+    found.update({arg: payload[key] for arg, key in renamed.items() if key in payload})
+    return found
+
+
 def joined_kind(kinds) -> str | None:
     """One weights kind for several parts: ``tiny``, ``pretrained``, or ``pretrained+tiny``."""
     kinds = sorted({k for k in kinds if k})

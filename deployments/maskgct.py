@@ -12,7 +12,7 @@ import numpy as np
 from ray import serve
 
 from deployments.base import Loading
-from deployments.components import ASR, PartService, TextPipelineService
+from deployments.components import ASR, PartService, TextPipelineService, knobs
 from deployments.errors import InvalidModelInput
 from deployments.topology import Entry, Family, Part
 from models.maskgct.orchestration import LocalStages, MaskGCTInputError
@@ -154,7 +154,7 @@ class MaskGCTService(TextPipelineService):
         """payload: text, language, reference (float32 24 kHz), reference_text (None: transcribed), target_len,
         n_timesteps, cfg, temperature, seed, subtype, task_id."""
         from models.core.stages import in_thread
-        from models.maskgct.orchestration import CFG, T2S_STEPS, T2S_TEMPERATURE, MaskGCTOrchestrator
+        from models.maskgct.orchestration import MaskGCTOrchestrator
         from models.text.g2p import UnsupportedLanguage
 
         g2p = self.g2p()
@@ -169,9 +169,8 @@ class MaskGCTService(TextPipelineService):
                 return await orchestrator.generate(
                     self.handles(payload.get("task_id")), text=payload["text"], language=payload["language"],
                     reference_wav_24k=reference, reference_text=reference_text, reference_language=reference_language,
-                    target_len_s=payload.get("target_len"), n_timesteps=payload.get("n_timesteps", T2S_STEPS),
-                    cfg=payload.get("cfg", CFG), temperature=payload.get("temperature", T2S_TEMPERATURE),
-                    seed=payload.get("seed"), on_progress=emit)
+                    on_progress=emit,
+                    **knobs(payload, "n_timesteps", "cfg", "temperature", "seed", target_len_s="target_len"))
             except UnsupportedLanguage as exc:
                 raise InvalidModelInput(f"language: {exc}") from None
 

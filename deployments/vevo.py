@@ -14,7 +14,7 @@ import numpy as np
 from ray import serve
 
 from deployments.base import Loading
-from deployments.components import ASR, PartService, TextPipelineService
+from deployments.components import ASR, PartService, TextPipelineService, knobs
 from deployments.topology import Entry, Family, Part
 from models.vevo.orchestration import LocalStages, VevoInputError
 
@@ -57,8 +57,7 @@ class VevoService(TextPipelineService):
             limits = (await self.part_facts())[ar_part]["ar_limits"] if ar_part else {}
             orchestrator = VevoOrchestrator(self.g2p_or_none, offload=in_thread,
                                             **({"ar_limits": limits} if limits else {}))
-            common = dict(flow_matching_steps=payload.get("flow_matching_steps", 32), seed=payload.get("seed"),
-                          on_progress=emit)
+            common = dict(on_progress=emit, **knobs(payload, "flow_matching_steps", "seed"))
             return await run(orchestrator, self.handles(payload.get("task_id")), common)
 
         return await self.render(payload, make, VevoInputError)
@@ -75,7 +74,7 @@ class VevoService(TextPipelineService):
     async def voice(self, payload: dict) -> dict:
         """payload: as :meth:`timbre`, plus mode (``ar`` / ``fm``)."""
         return await self._generate(payload, lambda o, stages, common: o.voice(
-            stages, payload["source"], payload["reference"], payload.get("mode", "ar"), **common), AR_VC)
+            stages, payload["source"], payload["reference"], **knobs(payload, "mode"), **common), AR_VC)
 
     async def tts(self, payload: dict) -> dict:
         """payload: text, language, reference (float32 24 kHz), mode, reference_text, flow_matching_steps, seed,
@@ -87,8 +86,7 @@ class VevoService(TextPipelineService):
                                   len(ref24) / SAMPLE_RATE)
 
         return await self._generate(payload, lambda o, stages, common: o.tts(
-            stages, payload["text"], payload["reference"], payload.get("mode", "fm"),
-            reference_text=payload.get("reference_text"), language=payload.get("language", "auto"),
+            stages, payload["text"], payload["reference"], **knobs(payload, "mode", "reference_text", "language"),
             transcribe=transcribe, **common), AR_TTS)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from ray import serve
 
 from deployments.base import Loading
-from deployments.components import ASR, PartService, TextPipelineService
+from deployments.components import ASR, PartService, TextPipelineService, knobs
 from deployments.topology import Entry, Family, Part
 from models.vevosing.orchestration import LocalStages, VevoSingInputError
 
@@ -53,17 +53,14 @@ class VevoSingService(TextPipelineService):
         from models.core.stages import in_thread
         from models.vevosing.orchestration import VevoSingInputError, VevoSingOrchestrator
 
-        mode = payload.get("mode", "fm")
-        g2p = self.g2p() if mode == "ar" else self.g2p_or_none
+        g2p = self.g2p() if payload.get("mode") == "ar" else self.g2p_or_none
 
         async def make(kind, emit):
             orchestrator = VevoSingOrchestrator(g2p, transcribes=ASR in self.components, offload=in_thread,
                                                 ar_length_bound=(await self.part_facts())[AR]["ar_length_bound"])
             return await orchestrator.convert(
-                _SingStages(self.handles(payload.get("task_id")), self), payload["source"], payload["reference"], mode,
-                use_shifted_src=bool(payload.get("use_shifted_src", False)),
-                flow_matching_steps=payload.get("flow_matching_steps", 32), lyrics=payload.get("lyrics"),
-                seed=payload.get("seed"), on_progress=emit)
+                _SingStages(self.handles(payload.get("task_id")), self), payload["source"], payload["reference"],
+                on_progress=emit, **knobs(payload, "mode", "use_shifted_src", "flow_matching_steps", "lyrics", "seed"))
 
         return await self.render(payload, make, VevoSingInputError)
 

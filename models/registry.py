@@ -74,9 +74,6 @@ _MODELS: tuple[ModelInfo, ...] = (
 
 MODELS: dict[str, ModelInfo] = {m.key: m for m in _MODELS}
 
-# The generic vocoder route's `vocoder_name` values, mapped to model keys.
-VOCODER_NAMES: tuple[str, ...] = ("bigvgan", "hifigan", "nsf_hifigan")
-
 
 def get(key: str) -> ModelInfo:
     return MODELS[key]

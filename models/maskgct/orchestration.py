@@ -51,9 +51,11 @@ FRAME_RATE = 50                        # semantic and acoustic token rate
 #: Progress stages, in the order they run.
 STAGES = ("semantic_prompt", "acoustic_prompt", "g2p", "t2s", "s2a", "decode")
 
-# Reference defaults (maskgct_inference / maskgct_utils).
+# Request defaults: the reference's (maskgct_inference / maskgct_utils), except the T2S temperature,
+# which is the API's (amphion_api.md: 0.7; the reference demo samples at 0.9). The routes and the
+# served entry import these: one default per knob.
 T2S_STEPS = 25
-T2S_TEMPERATURE = 0.9
+T2S_TEMPERATURE = 0.7
 S2A_TEMPERATURE = 1.5
 CFG = 2.5
 RESCALE_CFG = 0.75

@@ -51,6 +51,10 @@ __all__ = [
 SAMPLE_RATE = 24000          # every recording, the mel and the output
 HOP = 480                    # samples per 50 Hz frame
 MODES = ("fm", "ar")
+#: Request defaults the routes import (one default per knob): ``use_shifted_src`` on, as the API
+#: promises (the reference's FM script leaves it off), and the reference's flow-matching steps.
+USE_SHIFTED_SRC = True
+FM_STEPS = DEFAULT_STEPS
 #: Progress stages, in the order they can run.
 STAGES = ("pitch", "asr", "g2p", "content_style", "prosody", "ar", "mel", "fm", "vocoder")
 
@@ -403,8 +407,8 @@ class VevoSingOrchestrator:
         reference_wav_24k: np.ndarray,
         mode: str = "fm",
         *,
-        use_shifted_src: bool = False,
-        flow_matching_steps: int = DEFAULT_STEPS,
+        use_shifted_src: bool = USE_SHIFTED_SRC,
+        flow_matching_steps: int = FM_STEPS,
         lyrics: str | None = None,
         language: str = "auto",
         reference_text: str | None = None,

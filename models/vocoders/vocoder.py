@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from models.vocoders.checkpoints import load_official
 from models.vocoders.configs import (
     VOCODER_NAMES,
     BigVGANConfig,
+    HiFiGANConfig,
     NSFHiFiGANConfig,
     VocoderConfig,
     tiny_config,
@@ -33,20 +35,31 @@ from models.vocoders.nsf_hifigan import NSFHiFiGANGenerator
 from models.vocoders.official import OFFICIAL
 
 
+@dataclass(frozen=True)
+class VocoderKind:
+    """What differs between the vocoders, as data: the generator class, the generator config it
+    takes, and whether it needs an F0 track besides the mel (NSF's source excitation)."""
+
+    generator: type[nn.Module]
+    config: type
+    needs_f0: bool = False
+
+
+KINDS: dict[str, VocoderKind] = {
+    "bigvgan": VocoderKind(BigVGANGenerator, BigVGANConfig),
+    "hifigan": VocoderKind(HiFiGANGenerator, HiFiGANConfig),
+    "nsf_hifigan": VocoderKind(NSFHiFiGANGenerator, NSFHiFiGANConfig, needs_f0=True),
+}
+
+
 def make_generator(config: VocoderConfig) -> nn.Module:
     """An untrained generator of the right class for ``config``."""
-    gen = config.generator
-    if config.name == "bigvgan":
-        if not isinstance(gen, BigVGANConfig):
-            raise TypeError("bigvgan needs a BigVGANConfig")
-        return BigVGANGenerator(gen)
-    if config.name == "nsf_hifigan":
-        if not isinstance(gen, NSFHiFiGANConfig):
-            raise TypeError("nsf_hifigan needs an NSFHiFiGANConfig")
-        return NSFHiFiGANGenerator(gen)
-    if config.name == "hifigan":
-        return HiFiGANGenerator(gen)
-    raise ValueError(f"unknown vocoder {config.name!r}; expected one of {VOCODER_NAMES}")
+    kind = KINDS.get(config.name)
+    if kind is None:
+        raise ValueError(f"unknown vocoder {config.name!r}; expected one of {VOCODER_NAMES}")
+    if not isinstance(config.generator, kind.config):
+        raise TypeError(f"{config.name} needs a {kind.config.__name__}")
+    return kind.generator(config.generator)
 
 
 def snake_near_one(module: nn.Module, draws: Draws) -> bool:
@@ -78,7 +91,7 @@ class Vocoder:
         self.sample_rate: int = config.mel.sample_rate
         self.n_mels: int = config.mel.n_mels
         self.hop_length: int = config.mel.hop_length
-        self.needs_f0: bool = config.name == "nsf_hifigan"
+        self.needs_f0: bool = KINDS[config.name].needs_f0
         self.weights_kind: str = weights_kind
         self.note: str = note
         self.device = torch.device(device)

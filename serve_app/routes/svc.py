@@ -7,6 +7,7 @@ from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
+from models.vevosing.orchestration import FM_STEPS, USE_SHIFTED_SRC
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes, not_built,
 )
@@ -25,8 +26,8 @@ async def vevosing(
     reference_audio: UploadFile = REFERENCE,
     mode: Literal["fm", "ar"] = Form("fm", description="`fm`: timbre only (flow matching); `ar`: full control "
                                                       "(the AR stage also takes the reference's style)"),
-    use_shifted_src: bool = Form(True, description="Shift the source to the reference's key before taking its melody"),
-    flow_matching_steps: int = Form(32, ge=1, le=128, description="Number of flow-matching steps (1 to 128)"),
+    use_shifted_src: bool = Form(USE_SHIFTED_SRC, description="Shift the source to the reference's key before taking its melody"),
+    flow_matching_steps: int = Form(FM_STEPS, ge=1, le=128, description="Number of flow-matching steps (1 to 128)"),
     lyrics: Optional[str] = Form(None, max_length=2000, description="Lyrics for ar mode; transcribed when absent"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),

@@ -6,6 +6,8 @@ from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
+from models.maskgct.orchestration import CFG, T2S_STEPS, T2S_TEMPERATURE
+from models.vevo.orchestration import FM_STEPS
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_model_route, audio_response,
     check_upload_sizes, entry_deployment, not_built, read_audio, run_task,
@@ -26,7 +28,7 @@ async def maskgct(
     reference_audio: UploadFile = File(..., description="Reference audio for voice cloning (at most 60 s are used)"),
     language: str = Form("en", min_length=2, max_length=16,
                          description="Language of `text`: en, zh (mixed zh/en too), fr, de, ko"),
-    temperature: float = Form(0.7, gt=0.0, le=2.0, description="Sampling temperature of the text-to-semantic stage"),
+    temperature: float = Form(T2S_TEMPERATURE, gt=0.0, le=2.0, description="Sampling temperature of the text-to-semantic stage"),
     reference_text: Optional[str] = Form(None, min_length=1, max_length=TEXT_MAX,
                                          description="Transcript of the reference audio (its language is taken "
                                                      "as `language`). When absent, Whisper transcribes the "
@@ -35,8 +37,8 @@ async def maskgct(
     target_len: Optional[float] = Form(None, gt=0.0, le=60.0,
                                        description="Length of the generated speech in seconds; estimated from "
                                                    "the text and the reference's speaking rate when absent"),
-    n_timesteps: int = Form(25, ge=1, le=100, description="Masked generative decoding steps of the T2S stage"),
-    cfg: float = Form(2.5, ge=0.0, le=10.0, description="Classifier-free guidance scale"),
+    n_timesteps: int = Form(T2S_STEPS, ge=1, le=100, description="Masked generative decoding steps of the T2S stage"),
+    cfg: float = Form(CFG, ge=0.0, le=10.0, description="Classifier-free guidance scale"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
@@ -66,7 +68,7 @@ async def vevo(
                                          description="Transcript of the reference (ar mode); transcribed when absent"),
     language: str = Form("auto", min_length=2, max_length=16,
                          description="Language of `text`: en, zh (mixed zh/en too), fr, de, ko, or auto (detected)"),
-    flow_matching_steps: int = Form(32, ge=1, le=128, description="Number of flow-matching steps (1 to 128)"),
+    flow_matching_steps: int = Form(FM_STEPS, ge=1, le=128, description="Number of flow-matching steps (1 to 128)"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):

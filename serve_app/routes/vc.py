@@ -7,6 +7,7 @@ from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
+from models.vevo.orchestration import FM_STEPS
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes, not_built,
 )
@@ -14,7 +15,7 @@ from serve_app.routes.common import (
 router = APIRouter(prefix="/api/vc", tags=["VC"], dependencies=[Depends(check_upload_sizes)])
 
 SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible for the same inputs")
-STEPS = Form(32, ge=1, le=128, description="Number of flow-matching steps (1 to 128)")
+STEPS = Form(FM_STEPS, ge=1, le=128, description="Number of flow-matching steps (1 to 128)")
 
 
 @router.post("/noro", responses=AUDIO_RESPONSES, summary="Voice conversion with Noro")

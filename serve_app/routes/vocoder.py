@@ -6,12 +6,16 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
+from deployments.vocoder import FAMILY as VOCODERS
 from serve_app.routes.common import (
     ServerTiming,
     check_upload_sizes,
     entry_deployment,
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, audio_response, read_audio_or_mel, run_task,
 )
+
+#: The generic route's `vocoder_name` values: every vocoder the vocoders family deploys.
+VOCODER_NAMES = tuple(name for entry in VOCODERS.entries for name in entry.models)
 
 router = APIRouter(prefix="/api/vocoder", tags=["Vocoder"], dependencies=[Depends(check_upload_sizes)])
 
@@ -60,7 +64,7 @@ hifigan = _named_vocoder_route("hifigan", "Vocode with HiFi-GAN (Amphion, 24 kHz
 async def generic(
     request: Request,
     audio: UploadFile = File(..., description=AUDIO_DOC + ". For `nsf_hifigan`, F0 is extracted from the audio."),
-    vocoder_name: Literal["bigvgan", "hifigan", "nsf_hifigan"] = Form(..., description="Which vocoder to use"),
+    vocoder_name: Literal[VOCODER_NAMES] = Form(..., description="Which vocoder to use"),  # type: ignore[valid-type]
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
     return await _vocode(request, vocoder_name, audio, response_format)
