@@ -1,29 +1,13 @@
 """Where a model's weights come from: the official Hugging Face release, a local folder, or nothing.
 
-Every model of the app is described by a :class:`HubFiles` entry (the official repo id and the files
-the loader needs, as glob patterns relative to the repo root). :func:`resolve` turns such an entry and a
-weights mode into a :class:`ResolvedWeights`:
-
-``"pretrained"``
-    The official weights, or an error. They are looked for, in this order,
-
-    1. in a local folder laid out like the repo: the ``local_dir`` argument, else the folder named by
-       the entry's own environment variable (``HubFiles.local_dir_env``), else
-       ``$AMPHION_WEIGHTS_DIR/<repo_id>`` when that folder exists;
-    2. through ``huggingface_hub.snapshot_download`` (only the files matching the patterns), in
-       ``cache_dir``, else ``$AMPHION_HF_CACHE``, else the Hugging Face default cache. With
-       ``HF_HUB_OFFLINE`` set only the cache is read. Files that ship in a code repository instead of
-       the hub (``HubFiles.pinned``, see ``models.pinned``) come from their pinned, hash-checked cache
-       folder, downloaded the same way.
-
-    Any failure raises :class:`WeightsUnavailable`, whose message can be shown to users.
-``"tiny"``
-    No files at all: the model is built with its tiny profile and seeded random weights.
-``"auto"``
-    ``"pretrained"`` without any network access (local folder or files already in the cache); when
-    that fails, ``"tiny"`` with a WARNING on the ``amphion.weights`` logger. Never downloads.
-
-:func:`download` fetches the official files ahead of time (``scripts/download_weights.py``).
+Every model is described by a :class:`HubFiles` entry (the official repo id and the files its loader
+needs, as glob patterns). :func:`resolve` turns an entry and a weights mode into
+:class:`ResolvedWeights`: ``"pretrained"`` (a local folder, else the hub or its cache; otherwise
+:class:`WeightsUnavailable`, whose message can be shown to users), ``"tiny"`` (no files: the tiny
+profile with seeded weights) or ``"auto"`` (``"pretrained"`` without network access, else ``"tiny"``
+with a warning; never downloads). :func:`resolve_parts` does this for a pipeline's parts without ever
+mixing kinds; :func:`download` fetches the official files ahead of time. The search order and
+environment variables: ``models/core/README.md``.
 """
 
 from __future__ import annotations

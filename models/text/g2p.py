@@ -1,27 +1,11 @@
 """MaskGCT's text front end: text -> phone ids over the 363-symbol vocabulary.
 
-What the reference (Amphion ``models/tts/maskgct/maskgct_utils.g2p_``) does, and so what this does:
-
-* ``zh`` and ``en`` take the same route: the language argument is ignored and the text is cut into
-  runs by character class (CJK ideographs U+4E00..U+9FA5 -> Mandarin, ASCII letters -> English,
-  everything else joins the current run; leading "other" characters join the first real run).
-  Each run is converted on its own, its phone string gets a trailing ``|`` and the ids are
-  concatenated. When the last run is English and ends with the open-word marker ``_``, that
-  marker (and its id) is dropped.
-* ``fr``, ``de`` and ``ko`` normalise the text and phonemise it with espeak-ng.
-* Ids: the phone string is split on ``|`` and each piece looked up in ``vocab.json``; pieces not in
-  the vocabulary (empty ones included) are dropped silently.
-
-Japanese needs pyopenjtalk and its OpenJTalk dictionary, which this server does not ship: asking
-for ``ja`` raises :class:`LanguageUnavailable` (a :class:`UnsupportedLanguage`, so a route turns it
-into a 400 like any other unsupported language).
-
-Deviations, only where the reference fails: text made only of digits, spaces or punctuation is
-read in the requested language (the reference raises), empty text gives no phones, and the
-polyphone BERT reads a 511-character window around its character in very long sentences.
-
-The data files (vocabulary, Mandarin lexicon, polyphone BERT) live in one folder, found by
-:func:`g2p_data_dir`.
+:class:`G2P` converts ``zh``/``en`` (one mixed route), ``fr``, ``de`` and ``ko`` as the reference's
+``g2p_`` does (:meth:`G2P.phone_ids`); :func:`detect_language`, :func:`normalize_language` and
+:func:`split_sentences` serve the orchestrators. A language it cannot convert is an
+:class:`UnsupportedLanguage` (Japanese: :class:`LanguageUnavailable`, since its dictionary is not
+shipped). The data files live in one folder, found by :func:`g2p_data_dir`. The route, and where we
+differ from the reference: ``models/text/README.md``.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """Vocoder configurations, parsed from the formats the official checkpoints ship with.
 
-Two on-disk formats exist:
-
-* NVIDIA BigVGAN ``config.json``: one flat object (``num_mels``, ``sampling_rate``, ``hop_size``,
-  ``upsample_rates``, ..., ``use_tanh_at_final``, ``use_bias_at_final``). jik876-style HiFi-GAN
-  configs use the same flat keys, so HiFi-GAN accepts this format too.
-* Amphion experiment configs (``args.json`` next to a checkpoint, or ``exp_config.json``):
-  ``preprocess`` holds the mel settings (``sample_rate``, ``n_mel``, ``n_fft``, ``hop_size``,
-  ``win_size``, ``fmin``, ``fmax``, ``f0_min``, ``f0_max``) and ``model.generator`` names the block
-  ``model.<generator>`` with the generator sizes. Amphion writes these files with json5, so they
-  may contain comments and trailing commas; :func:`models.core.configs.loads_lenient` copes with both.
-
-Amphion's own ``BigVGAN`` class always ends with a biased ``conv_post`` and ``tanh``; NVIDIA's v2
-configs switch both off (clamp instead of tanh, no final bias). The parsed config records which.
+:func:`parse_config` reads NVIDIA's flat ``config.json`` (BigVGAN, and jik876-style HiFi-GAN) or
+Amphion's ``args.json`` / ``exp_config.json`` (``preprocess`` + ``model.<generator>``; json5 accepted)
+into a :class:`VocoderConfig`: generator sizes, mel front end and F0 range; a file that does not
+describe the vocoder is a :class:`ConfigError`. :func:`tiny_config` gives the tiny profiles. The two
+formats and the BigVGAN tanh / bias difference: ``models/vocoders/README.md``.
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """Amphion's NSF-HiFiGAN generator (``models/vocoders/gan/generator/nsfhifigan.py``), quirks included.
 
-``forward(mel [B, n_mels, T], f0 [B, T_f0] in Hz)`` -> audio ``[B, 1, min(T, T_f0) * upp]``.
-
-The architecture is HiFi-GAN (resblock "1") plus a neural-source-filter branch: a harmonic sine
-source built from F0 (``m_source``) that per-stage strided convs (``noise_convs``) were meant to add
-to the upsampled features. Amphion's forward, however, contains ``x_source = x[:, :, :length]`` where
-``noise_convs[i](har_source)`` was intended, so each stage computes ``x = 2 * x`` instead and the
-harmonic source never reaches the output. The released behaviour (and hence every checkpoint trained
-with it) is "HiFi-GAN with a factor 2 per stage", so that is what we compute. Two consequences:
-
-* the output does not depend on F0's values, nor on the source module's random draws, so we do not
-  evaluate the source at all during synthesis;
-* F0 still matters through its *length*: every stage crops x to the length of its ``noise_convs``
-  output, which is derived from ``T_f0 * upp`` samples. We compute that length with the conv
-  output-size formula from the real conv settings (exactly what running the conv would give).
-
-``m_source`` and ``noise_convs`` are still built so that checkpoints load strictly; the source module
-is exposed (``source``) with injectable random draws for parity checks.
+``forward(mel [B, n_mels, T], f0 [B, T_f0] in Hz)`` -> audio ``[B, 1, min(T, T_f0) * upp]``. As in
+the released model, the harmonic source never reaches the output (each stage doubles ``x``), so F0
+matters only through its length and the source is not evaluated during synthesis; ``m_source`` and
+``noise_convs`` are built so that checkpoints load strictly, and ``source`` reproduces the sine source
+with injectable random draws (parity). Why: ``models/vocoders/README.md``.
 """
 
 from __future__ import annotations
