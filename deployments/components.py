@@ -23,6 +23,11 @@ from deployments.topology import Part, PartRecipe, stage_owners
 from models.audio.wav import encode_wav
 
 INFO_TIMEOUT_S = 2.5
+#: Code defaults of part and entry deployments (the config files set the real numbers).
+PART_DEPLOYMENT_DEFAULTS = dict(max_ongoing_requests=16, health_check_period_s=10, graceful_shutdown_timeout_s=300,
+                                ray_actor_options={"num_cpus": 0.5})
+ENTRY_DEPLOYMENT_DEFAULTS = dict(max_ongoing_requests=8, health_check_period_s=10, graceful_shutdown_timeout_s=600,
+                                 ray_actor_options={"num_cpus": 0.5})
 #: The shared speech-recognition deployment (prompts sent without a transcript).
 ASR = "WhisperASR"
 

@@ -12,7 +12,9 @@ import numpy as np
 from ray import serve
 
 from deployments.base import Loading
-from deployments.components import ASR, PartService, TextPipelineService, knobs
+from deployments.components import (
+    ASR, ENTRY_DEPLOYMENT_DEFAULTS, PART_DEPLOYMENT_DEFAULTS, PartService, TextPipelineService, knobs,
+)
 from deployments.errors import InvalidModelInput
 from deployments.topology import Entry, Family, Part
 from models.maskgct.orchestration import LocalStages, MaskGCTInputError
@@ -46,7 +48,6 @@ class MaskGCTPartService(PartService):
 
         return MaskGCTPipeline.from_weights(loading.weights, device=loading.device, dtype=loading.dtype,
                                             parts=(part,), cache_dir=loading.cache_dir)
-
 
 
 class W2VBertSemanticService(MaskGCTPartService):
@@ -104,23 +105,30 @@ class MaskGCTS2AService(MaskGCTPartService):
         return {**super()._facts(), "num_quantizers": self.pipeline.num_quantizers}
 
 
+W2VBertSemanticDeployment = serve.deployment(W2VBertSemanticService, name=SEMANTIC, **PART_DEPLOYMENT_DEFAULTS)
+MaskGCTAcousticCodecDeployment = serve.deployment(MaskGCTAcousticCodecService, name=ACOUSTIC_CODEC, **PART_DEPLOYMENT_DEFAULTS)
+MaskGCTT2SDeployment = serve.deployment(MaskGCTT2SService, name=T2S, **PART_DEPLOYMENT_DEFAULTS)
+MaskGCTS2ADeployment = serve.deployment(MaskGCTS2AService, name=S2A, **PART_DEPLOYMENT_DEFAULTS)
+
+PARTS = (
+    # w2v-bert also feeds DualCodec: one deployment for both families, never inlined.
+    Part(SEMANTIC, W2VBertSemanticDeployment, stages=("semantic_tokens",), shared=True),
+    Part(ACOUSTIC_CODEC, MaskGCTAcousticCodecDeployment, stages=("acoustic_codes", "decode")),
+    Part(T2S, MaskGCTT2SDeployment, stages=("text_to_semantic",)),
+    Part(S2A, MaskGCTS2ADeployment, stages=("semantic_to_acoustic",)),
+)
+
+
 class MaskGCTService(TextPipelineService):
     """The MaskGCT entry: G2P and orchestration here, the models in its parts."""
 
     label = "MaskGCT"
     sample_rate = SAMPLE_RATE
     local_stages = LocalStages
-
-    def __init__(self, components=None, **loading):
-        self.parts = PARTS
-        self._quantizers: int | None = None
-        super().__init__(components, **loading)
+    parts = PARTS
 
     async def _num_quantizers(self) -> int:
-        if self._quantizers is None:
-            facts = await self.handles(None).call(ACOUSTIC_CODEC, "describe")
-            self._quantizers = int(facts["num_quantizers"])
-        return self._quantizers
+        return int((await self.part_facts())[ACOUSTIC_CODEC]["num_quantizers"])
 
     async def info(self) -> dict:
         """Ready only when the G2P and every part are; then the detail is T2S's (its weights note)."""
@@ -177,23 +185,9 @@ class MaskGCTService(TextPipelineService):
         return await self.render(payload, make, MaskGCTInputError)
 
 
-_PART_DEFAULTS = dict(max_ongoing_requests=16, health_check_period_s=10, graceful_shutdown_timeout_s=300,
-                      ray_actor_options={"num_cpus": 0.5})
+MaskGCTDeployment = serve.deployment(MaskGCTService, name="MaskGCT", **{**ENTRY_DEPLOYMENT_DEFAULTS,
+                                                                          "max_ongoing_requests": 4})
 
-W2VBertSemanticDeployment = serve.deployment(W2VBertSemanticService, name=SEMANTIC, **_PART_DEFAULTS)
-MaskGCTAcousticCodecDeployment = serve.deployment(MaskGCTAcousticCodecService, name=ACOUSTIC_CODEC, **_PART_DEFAULTS)
-MaskGCTT2SDeployment = serve.deployment(MaskGCTT2SService, name=T2S, **_PART_DEFAULTS)
-MaskGCTS2ADeployment = serve.deployment(MaskGCTS2AService, name=S2A, **_PART_DEFAULTS)
-MaskGCTDeployment = serve.deployment(MaskGCTService, name="MaskGCT", max_ongoing_requests=4, health_check_period_s=10,
-                                     graceful_shutdown_timeout_s=600, ray_actor_options={"num_cpus": 0.5})
-
-PARTS = (
-    # w2v-bert also feeds DualCodec: one deployment for both families, never inlined.
-    Part(SEMANTIC, W2VBertSemanticDeployment, stages=("semantic_tokens",), shared=True),
-    Part(ACOUSTIC_CODEC, MaskGCTAcousticCodecDeployment, stages=("acoustic_codes", "decode")),
-    Part(T2S, MaskGCTT2SDeployment, stages=("text_to_semantic",)),
-    Part(S2A, MaskGCTS2ADeployment, stages=("semantic_to_acoustic",)),
-)
 FAMILY = Family("maskgct", parts=PARTS, entries=(
     Entry("MaskGCT", MaskGCTDeployment, models=("maskgct",), uses=(*COMPONENTS, ASR)),
 ))

@@ -14,7 +14,9 @@ import numpy as np
 from ray import serve
 
 from deployments.base import Loading
-from deployments.components import ASR, PartService, TextPipelineService, knobs
+from deployments.components import (
+    ASR, ENTRY_DEPLOYMENT_DEFAULTS, PART_DEPLOYMENT_DEFAULTS, PartService, TextPipelineService, knobs,
+)
 from deployments.topology import Entry, Family, Part
 from models.vevo.orchestration import LocalStages, VevoInputError
 
@@ -34,6 +36,16 @@ class VevoPartService(PartService):
                                          cache_dir=loading.cache_dir)
 
 
+VevoPartDeployment = serve.deployment(VevoPartService, name="VevoPart", **PART_DEPLOYMENT_DEFAULTS)
+
+PARTS = (
+    Part("VevoTokenizer", VevoPartDeployment, {"part": "tokenizer"}, stages=("content_tokens", "contentstyle_tokens")),
+    Part(AR_VC, VevoPartDeployment, {"part": "ar_vc"}, stages=("ar_vc",)),
+    Part(AR_TTS, VevoPartDeployment, {"part": "ar_tts"}, stages=("ar_tts",)),
+    Part("VevoFM", VevoPartDeployment, {"part": "fm"}, stages=("mel", "flow_matching")),
+    Part("VevoVocoder", VevoPartDeployment, {"part": "vocoder"}, stages=("vocode",)),
+)
+
 
 class VevoService(TextPipelineService):
     """The Vevo entry: one method per route. Only TTS reads text, so only it needs the G2P data:
@@ -42,16 +54,13 @@ class VevoService(TextPipelineService):
     label = "Vevo"
     sample_rate = SAMPLE_RATE
     local_stages = LocalStages
+    parts = PARTS
     g2p_required = False
-
-    def __init__(self, components=None, **loading):
-        self.parts = PARTS
-        super().__init__(components, **loading)
 
     async def _generate(self, payload: dict, run, ar_part: str | None = None) -> dict:
         """Run one route's orchestration; ``ar_part``: the AR it samples, whose length limits apply."""
         from models.core.stages import in_thread
-        from models.vevo.orchestration import VevoInputError, VevoOrchestrator
+        from models.vevo.orchestration import VevoOrchestrator
 
         async def make(kind, emit):
             limits = (await self.part_facts())[ar_part]["ar_limits"] if ar_part else {}
@@ -90,19 +99,8 @@ class VevoService(TextPipelineService):
             transcribe=transcribe, **common), AR_TTS)
 
 
-_PART_DEFAULTS = dict(max_ongoing_requests=16, health_check_period_s=10, graceful_shutdown_timeout_s=300,
-                      ray_actor_options={"num_cpus": 0.5})
-VevoPartDeployment = serve.deployment(VevoPartService, name="VevoPart", **_PART_DEFAULTS)
-VevoDeployment = serve.deployment(VevoService, name="Vevo", max_ongoing_requests=8, health_check_period_s=10,
-                                  graceful_shutdown_timeout_s=600, ray_actor_options={"num_cpus": 0.5})
+VevoDeployment = serve.deployment(VevoService, name="Vevo", **ENTRY_DEPLOYMENT_DEFAULTS)
 
-PARTS = (
-    Part("VevoTokenizer", VevoPartDeployment, {"part": "tokenizer"}, stages=("content_tokens", "contentstyle_tokens")),
-    Part(AR_VC, VevoPartDeployment, {"part": "ar_vc"}, stages=("ar_vc",)),
-    Part(AR_TTS, VevoPartDeployment, {"part": "ar_tts"}, stages=("ar_tts",)),
-    Part("VevoFM", VevoPartDeployment, {"part": "fm"}, stages=("mel", "flow_matching")),
-    Part("VevoVocoder", VevoPartDeployment, {"part": "vocoder"}, stages=("vocode",)),
-)
 FAMILY = Family("vevo", parts=PARTS, entries=(
     Entry("Vevo", VevoDeployment, models=("vevo_tts", "vevo_timbre", "vevo_style", "vevo_voice"),
           uses=(*(p.name for p in PARTS), ASR)),

@@ -13,7 +13,9 @@ import numpy as np
 from ray import serve
 
 from deployments.base import Loading
-from deployments.components import ASR, PartService, TextPipelineService, knobs
+from deployments.components import (
+    ASR, ENTRY_DEPLOYMENT_DEFAULTS, PART_DEPLOYMENT_DEFAULTS, PartService, TextPipelineService, knobs,
+)
 from deployments.topology import Entry, Family, Part
 from models.vevosing.orchestration import LocalStages, VevoSingInputError
 
@@ -33,6 +35,16 @@ class VevoSingPartService(PartService):
                                              parts=(part,), cache_dir=loading.cache_dir)
 
 
+VevoSingPartDeployment = serve.deployment(VevoSingPartService, name="VevoSingPart", **PART_DEPLOYMENT_DEFAULTS)
+
+PARTS = (
+    Part("VevoSingContentStyle", VevoSingPartDeployment, {"part": "content_style"}, stages=("content_style_tokens",)),
+    Part("VevoSingProsody", VevoSingPartDeployment, {"part": "prosody"}, stages=("prosody_tokens",)),
+    Part(AR, VevoSingPartDeployment, {"part": "ar"}, stages=("ar",)),
+    Part("VevoSingFM", VevoSingPartDeployment, {"part": "fm"}, stages=("fm",)),
+    Part("VevoSingVocoder", VevoSingPartDeployment, {"part": "vocoder"}, stages=("mel", "vocode")),
+)
+
 
 class VevoSingService(TextPipelineService):
     """``/api/svc/vevosing``: timbre conversion (``fm``) or re-singing with the reference's style
@@ -41,17 +53,14 @@ class VevoSingService(TextPipelineService):
     label = "VevoSing"
     sample_rate = SAMPLE_RATE
     local_stages = LocalStages
+    parts = PARTS
     g2p_required = False
-
-    def __init__(self, components=None, **loading):
-        self.parts = PARTS
-        super().__init__(components, **loading)
 
     async def generate(self, payload: dict) -> dict:
         """payload: source, reference (float32 24 kHz), mode, use_shifted_src, flow_matching_steps,
         lyrics, seed, subtype, task_id."""
         from models.core.stages import in_thread
-        from models.vevosing.orchestration import VevoSingInputError, VevoSingOrchestrator
+        from models.vevosing.orchestration import VevoSingOrchestrator
 
         g2p = self.g2p() if payload.get("mode") == "ar" else self.g2p_or_none
 
@@ -80,20 +89,8 @@ class _SingStages:
         return getattr(self.__dict__["handles"], stage)
 
 
-_PART_DEFAULTS = dict(max_ongoing_requests=16, health_check_period_s=10, graceful_shutdown_timeout_s=300,
-                      ray_actor_options={"num_cpus": 0.5})
-VevoSingPartDeployment = serve.deployment(VevoSingPartService, name="VevoSingPart", **_PART_DEFAULTS)
-VevoSingDeployment = serve.deployment(VevoSingService, name="VevoSing", max_ongoing_requests=8,
-                                      health_check_period_s=10, graceful_shutdown_timeout_s=600,
-                                      ray_actor_options={"num_cpus": 0.5})
+VevoSingDeployment = serve.deployment(VevoSingService, name="VevoSing", **ENTRY_DEPLOYMENT_DEFAULTS)
 
-PARTS = (
-    Part("VevoSingContentStyle", VevoSingPartDeployment, {"part": "content_style"}, stages=("content_style_tokens",)),
-    Part("VevoSingProsody", VevoSingPartDeployment, {"part": "prosody"}, stages=("prosody_tokens",)),
-    Part(AR, VevoSingPartDeployment, {"part": "ar"}, stages=("ar",)),
-    Part("VevoSingFM", VevoSingPartDeployment, {"part": "fm"}, stages=("fm",)),
-    Part("VevoSingVocoder", VevoSingPartDeployment, {"part": "vocoder"}, stages=("mel", "vocode")),
-)
 FAMILY = Family("vevosing", parts=PARTS, entries=(
     Entry("VevoSing", VevoSingDeployment, models=("vevosing",), uses=(*(p.name for p in PARTS), ASR)),
 ))

@@ -17,7 +17,7 @@ defaults, lengths and weights: ``models/maskgct/README.md``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch

@@ -51,8 +51,8 @@ __all__ = [
 SAMPLE_RATE = 24000          # every recording, the mel and the output
 HOP = 480                    # samples per 50 Hz frame
 MODES = ("fm", "ar")
-#: Request defaults the routes import (one default per knob): ``use_shifted_src`` on, as the API
-#: promises (the reference's FM script leaves it off), and the reference's flow-matching steps.
+#: Request defaults the routes import (one default per knob): ``use_shifted_src`` on, as the
+#: reference's FM script runs it, and the reference's flow-matching steps.
 USE_SHIFTED_SRC = True
 FM_STEPS = DEFAULT_STEPS
 #: Progress stages, in the order they can run.
