@@ -25,8 +25,6 @@ SEMANTIC = "W2VBertSemantic"
 ACOUSTIC_CODEC = "MaskGCTAcousticCodec"
 T2S = "MaskGCTT2S"
 S2A = "MaskGCTS2A"
-#: The part deployments the pipeline calls, in the order the stages run.
-COMPONENTS = (SEMANTIC, ACOUSTIC_CODEC, T2S, S2A)
 #: The demo keeps whole ASR segments until one ends at or after this many seconds of the prompt.
 PROMPT_SECONDS = 4.0
 
@@ -117,6 +115,8 @@ PARTS = (
     Part(T2S, MaskGCTT2SDeployment, stages=("text_to_semantic",)),
     Part(S2A, MaskGCTS2ADeployment, stages=("semantic_to_acoustic",)),
 )
+#: The part deployments the pipeline calls, in the order the stages run.
+COMPONENTS = tuple(p.name for p in PARTS)
 
 
 class MaskGCTService(TextPipelineService):
