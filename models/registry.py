@@ -85,6 +85,8 @@ def official_weights() -> dict:
     Imported lazily: the file table lives next to each model's loading code.
     """
     from models.asr.whisper import WHISPER_FILES
+    from models.audioldm.official import OFFICIAL as amphion_tta_files
+    from models.picoaudio.official import OFFICIAL_FILES as picoaudio_files
     from models.dualcodec.official import OFFICIAL as dualcodec_files
     from models.facodec.official import FACODEC_HUB_FILES
     from models.maskgct.official import OFFICIAL_PIPELINE_FILES
@@ -99,4 +101,8 @@ def official_weights() -> dict:
             "dualcodec/w2v_bert": OFFICIAL_PIPELINE_FILES["w2v_bert"],
             "facodec": FACODEC_HUB_FILES,
             **{f"vevo/{name}": files for name, files in vevo_files.items()},
-            **{f"vevosing/{name}": files for name, files in vevosing_files.items()}}
+            **{f"vevosing/{name}": files for name, files in vevosing_files.items()},
+            # AudioLDM with model=amphion; the default diffusers repo downloads with
+            # models.audioldm.diffusers_pipeline.download_diffusers (its weight formats vary per repo).
+            **{f"audioldm/amphion_{name}": files for name, files in amphion_tta_files.items()},
+            **{f"picoaudio/{name}": files for name, files in picoaudio_files.items()}}

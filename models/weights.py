@@ -66,6 +66,8 @@ class HubFiles:
     pinned: PinnedSource | None = None
     """For files published in a code repository, not on the hub (``repo_id`` None): where, at which
     commit, with which hashes. The patterns are then the pinned files' names."""
+    repo_type: str = "model"
+    """The hub's kind of repo: ``model``, or ``space`` for files a demo Space publishes (PicoAudio)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.patterns, str):  # a lone pattern would otherwise be iterated char by char
@@ -301,6 +303,7 @@ def _snapshot(files: HubFiles, *, cache_dir, local_files_only: bool, purpose: st
     try:
         path = snapshot_download(
             files.repo_id,
+            repo_type=files.repo_type,
             revision=files.revision,
             cache_dir=_cache_dir(cache_dir),
             allow_patterns=list(files.patterns) or None,

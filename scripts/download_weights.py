@@ -162,10 +162,24 @@ def main(argv: list[str] | None = None) -> int:
               if not _download_one(name, table[name], args.cache_dir, progress=not args.quiet)]
     if any(name.startswith("maskgct/") for name in chosen) and not _download_g2p_data(progress=not args.quiet):
         failed.append("maskgct G2P data")
+    if any(name.startswith("audioldm/") for name in chosen) and not _download_audioldm(args.cache_dir, not args.quiet):
+        failed.append("AudioLDM (diffusers)")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _download_audioldm(cache_dir, progress: bool) -> bool:
+    """The default diffusers AudioLDM repo (each component as .safetensors, else .bin)."""
+    from models.audioldm.diffusers_pipeline import DIFFUSERS_DEFAULT_REPO, download_diffusers
+
+    try:
+        print(f"{DIFFUSERS_DEFAULT_REPO}: {download_diffusers(DIFFUSERS_DEFAULT_REPO, cache_dir=cache_dir, progress=progress)}")
+        return True
+    except weights.WeightsUnavailable as exc:
+        print(f"{DIFFUSERS_DEFAULT_REPO}: {exc}", file=sys.stderr)
+        return False
 
 
 if __name__ == "__main__":
