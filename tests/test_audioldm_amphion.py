@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from models.audioldm import configs as C
-from models.audioldm.checkpoints import read_state_dict
+from models.core.checkpoints import load_state_dict_file as read_state_dict
 from models.audioldm.official import (
     OFFICIAL,
     T5_REPO_ID,

@@ -4,7 +4,7 @@ Two implementations live here:
 
 * Amphion's own MIT model (``amphion/text_to_audio``: T5-base text encoder, LDM UNet, mel VAE,
   jik876 HiFi-GAN), parity-tested: :class:`models.audioldm.pipeline.AmphionAudioLDM`
-  (``configs``, ``checkpoints``, ``unet``, ``vae``, ``vocoder``, ``text_encoder``, ``sampler``,
+  (``configs``, ``unet``, ``vae``, ``vocoder``, ``text_encoder``, ``sampler``,
   ``official``, ``pipeline``);
 * diffusers' AudioLDM pipelines (``cvssp/audioldm-*``): ``models.audioldm.diffusers_pipeline``.
 

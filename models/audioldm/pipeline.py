@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 
 from models.audioldm import configs as C
-from models.audioldm.checkpoints import read_state_dict
 from models.audioldm.official import (
     OFFICIAL,
     PART_FILES,
@@ -46,9 +45,9 @@ from models.audioldm.unet import AudioLDMUNet
 from models.audioldm.vae import MelVAE
 from models.audioldm.vocoder import TTAVocoder
 from models.core import checks
-from models.core.checkpoints import load_exact
+from models.core.checkpoints import load_exact, load_state_dict_file
 from models.core.configs import read_json
-from models.core.random_init import Draws, init_random_weights
+from models.core.random_init import conv2d_and_groupnorm, init_random_weights
 from models.weights import resolve_parts
 
 __all__ = [
@@ -96,21 +95,21 @@ class AudioTooLongError(AmphionAudioLDMInputError):
 def load_unet(config: C.UNetConfig, weights: str | os.PathLike) -> AudioLDMUNet:
     """The UNet of ``config`` with the ``unet.``-prefixed state dict of ``weights`` (strict)."""
     model = AudioLDMUNet(config)
-    load_exact(model, read_state_dict(weights), f"UNet checkpoint {Path(weights).name}")
+    load_exact(model, load_state_dict_file(weights), f"UNet checkpoint {Path(weights).name}")
     return model.eval().requires_grad_(False)
 
 
 def load_vae(config: C.VAEConfig, weights: str | os.PathLike) -> MelVAE:
     """diffusers' AutoencoderKL with Amphion's VAE checkpoint ``weights`` mapped onto it (strict)."""
     vae = MelVAE(config)
-    vae.load_amphion_state_dict(read_state_dict(weights), f"VAE checkpoint {Path(weights).name}")
+    vae.load_amphion_state_dict(load_state_dict_file(weights), f"VAE checkpoint {Path(weights).name}")
     return vae.eval().requires_grad_(False)
 
 
 def load_vocoder(config: Mapping, weights: str | os.PathLike) -> TTAVocoder:
     """The jik876 HiFi-GAN of the flat ``config`` with the generator of ``weights`` (strict, folded)."""
     vocoder = TTAVocoder(C.parse_vocoder_config(config))
-    vocoder.load_generator(read_state_dict(weights), f"vocoder checkpoint {Path(weights).name}")
+    vocoder.load_generator(load_state_dict_file(weights), f"vocoder checkpoint {Path(weights).name}")
     return vocoder.eval().requires_grad_(False)
 
 
@@ -125,28 +124,12 @@ def load_text_encoder(config: Mapping, weights: str | os.PathLike,
 # tiny weights
 
 
-def _conv2d_and_groupnorm(module: nn.Module, draws: Draws) -> bool:
-    """Tiny builds: Conv2d uniform(+-1/sqrt(fan_in)) like the common Conv1d rule; GroupNorm gains
-    normal(1, 0.1), biases normal(0, 0.1) like the common LayerNorm rule."""
-    if isinstance(module, nn.Conv2d):
-        bound = 1.0 / float(module.weight[0].numel()) ** 0.5
-        draws.uniform_(module.weight, bound)
-        if module.bias is not None:
-            draws.uniform_(module.bias, bound)
-        return True
-    if isinstance(module, nn.GroupNorm) and module.affine:
-        draws.normal_(module.weight, 1.0, 0.1)
-        draws.normal_(module.bias, 0.0, 0.1)
-        return True
-    return False
-
-
 def _tiny_components(seed: int) -> dict[str, nn.Module]:
     exp = C.parse_exp_config(C.tiny_exp_config())
     unet = AudioLDMUNet(exp.unet)
-    init_random_weights(unet, seed, rules=(_conv2d_and_groupnorm,))
+    init_random_weights(unet, seed, rules=(conv2d_and_groupnorm,))
     vae = MelVAE(exp.vae)
-    init_random_weights(vae, seed + 1, rules=(_conv2d_and_groupnorm,))
+    init_random_weights(vae, seed + 1, rules=(conv2d_and_groupnorm,))
     vocoder = TTAVocoder(C.parse_vocoder_config(C.tiny_vocoder_config()))
     init_random_weights(vocoder, seed + 2)
     vocoder.load_generator(vocoder.generator.state_dict(), "tiny vocoder")  # folds weight norm

@@ -114,9 +114,9 @@ def _encoder_tensors(path: Path, wanted: set[str]) -> dict[str, torch.Tensor]:
 
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return {k: f.get_tensor(k) for k in f.keys() if k in wanted}
-    from models.audioldm.checkpoints import read_state_dict
+    from models.core.checkpoints import load_state_dict_file
 
-    return {k: v for k, v in read_state_dict(path).items() if k in wanted}
+    return {k: v for k, v in load_state_dict_file(path).items() if k in wanted}
 
 
 def _checkpoint_keys(path: Path) -> list[str]:
@@ -125,9 +125,9 @@ def _checkpoint_keys(path: Path) -> list[str]:
 
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return list(f.keys())
-    from models.audioldm.checkpoints import read_state_dict
+    from models.core.checkpoints import load_state_dict_file
 
-    return list(read_state_dict(path))
+    return list(load_state_dict_file(path))
 
 
 def load_t5_encoder(config: Mapping[str, Any], weights: str | Path):

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 # Wrapper keys under which the official files keep the model's state dict.
-_WRAPPER_KEYS = ("generator", "generator_state_dict", "state_dict")
+_WRAPPER_KEYS = ("generator", "generator_state_dict", "state_dict", "model")
 # Prefixes added by DistributedDataParallel (accelerate saves unwrap=False) and torch.compile.
 _PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED_KEYS = 20
@@ -72,8 +72,20 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torc
     return strip_prefixes(obj)
 
 
+def _torch_load(path: Path) -> object:
+    """``torch.load`` with no pickled code, memory-mapped where the file allows it: a training
+    checkpoint's optimiser state next to the weights is then never read into memory."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):  # mmap needs the zip format (torch >= 1.6 writes it): older files load whole
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` / ``.pt`` / ``.bin`` file and return the model's state dict (on CPU)."""
+    """Read a ``.safetensors`` / ``.pt`` / ``.bin`` file and return the model's state dict (on CPU): bare,
+    or under one of the wrapper keys (``generator``, ``state_dict``, Amphion TTA's ``model``, ...)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
@@ -83,7 +95,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 
             obj: object = load_file(str(path), device="cpu")
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = _torch_load(path)
     except CheckpointError:
         raise
     except Exception as exc:  # corrupt file, or a pickle that needs more than tensors

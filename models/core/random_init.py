@@ -81,3 +81,19 @@ def init_random_weights(model: nn.Module, seed: int, rules: Sequence[Rule] = (),
             _common(module, draws)
     if after is not None:
         after(model)
+
+
+def conv2d_and_groupnorm(module: nn.Module, draws: Draws) -> bool:
+    """A :data:`Rule` for 2-D models (the TTA UNets and VAEs): ``nn.Conv2d`` uniform(+-1/sqrt(fan_in))
+    like the Conv1d rule; ``nn.GroupNorm`` gains normal(1, 0.1), biases normal(0, 0.1) like LayerNorm's."""
+    if isinstance(module, nn.Conv2d):
+        bound = 1.0 / module.weight[0].numel() ** 0.5
+        draws.uniform_(module.weight, bound)
+        if module.bias is not None:
+            draws.uniform_(module.bias, bound)
+        return True
+    if isinstance(module, nn.GroupNorm) and module.affine:
+        draws.normal_(module.weight, 1.0, 0.1)
+        draws.normal_(module.bias, 0.0, 0.1)
+        return True
+    return False

@@ -25,7 +25,7 @@ from models.core.checkpoints import CheckpointError, load_exact, load_generator_
 from models.core.random_init import init_random_weights
 from models.core.weight_norm import fold_weight_norm
 from models.picoaudio.configs import VAEConfig
-from models.picoaudio.diffusion import conv2d_and_groupnorm
+from models.core.random_init import conv2d_and_groupnorm
 from models.vocoders.configs import VocoderConfig
 from models.vocoders.hifigan import HiFiGANGenerator
 

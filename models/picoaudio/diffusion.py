@@ -10,18 +10,23 @@ Sampling (the reference's ``inference``): the onset matrix becomes 2 extra input
 embedding ``[B, E]`` becomes one cross-attention token ``[B, 1, 2E]`` (each value repeated twice);
 with guidance > 1 the unconditional token is zeros. Noise: one draw of the initial latents, then
 one per step (also at the last, t = 1): the order the reference's DDPMScheduler draws in.
+
+A batch may mix guidance scales: only the items guided (scale > 1) get an unconditional row, and
+every per-item operation (guidance mix, DDPM step) is elementwise, so an item's latents depend on
+the rest of the batch only through the UNet's batched kernels (float rounding).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 from models.core.checkpoints import CheckpointError, load_exact
-from models.core.random_init import Draws, init_random_weights
+from models.core.random_init import conv2d_and_groupnorm, init_random_weights
 from models.picoaudio.configs import LATENT_CHANNELS, ONSET_CHANNELS, SCHEDULER_CONFIG, parse_unet_config
 
 __all__ = [
@@ -46,22 +51,6 @@ UNUSED_CLASS_EMBEDDING_SHAPE = (24, 1024)
 
 #: ``draw(shape) -> float32 tensor``: where the sampler's Gaussian noise comes from.
 Draw = Callable[[tuple[int, ...]], torch.Tensor]
-
-
-def conv2d_and_groupnorm(module: nn.Module, draws: Draws) -> bool:
-    """Tiny builds: ``nn.Conv2d`` weight / bias uniform(+-1/sqrt(fan_in)); ``nn.GroupNorm`` gains
-    normal(1, 0.1), biases normal(0, 0.1) (a :data:`models.core.random_init.Rule`)."""
-    if isinstance(module, nn.Conv2d):
-        bound = 1.0 / module.weight[0].numel() ** 0.5
-        draws.uniform_(module.weight, bound)
-        if module.bias is not None:
-            draws.uniform_(module.bias, bound)
-        return True
-    if isinstance(module, nn.GroupNorm) and module.affine:
-        draws.normal_(module.weight, 1.0, 0.1)
-        draws.normal_(module.bias, 0.0, 0.1)
-        return True
-    return False
 
 
 def build_unet(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor] | None = None, *,
@@ -159,21 +148,29 @@ def sample_latents(
     text_embeddings: torch.Tensor,
     *,
     num_steps: int,
-    guidance_scale: float,
+    guidance_scale: float | Sequence[float],
     draw: Draw,
     on_step: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Denoise from noise to latents ``[B, 8, 256, 16]`` (float32) for onsets ``[B, 32, 256]`` and
-    CLAP embeddings ``[B, E]``. Classifier-free guidance when ``guidance_scale > 1`` (unconditional
-    token: zeros). ``on_step(step, total)`` after every denoising step."""
+    CLAP embeddings ``[B, E]``. Classifier-free guidance for the items whose ``guidance_scale`` (one
+    for all, or one per item) is above 1 (unconditional token: zeros); the UNet runs once per step on
+    ``[unconditional rows of the guided items; every item's conditional row]``. ``draw(shape)`` gives
+    the noise of the whole batch. ``on_step(step, total)`` after every denoising step."""
     device = onsets.device
     dtype = next(unet.parameters()).dtype
     batch = onsets.shape[0]
+    if isinstance(guidance_scale, numbers.Real):
+        scales = [float(guidance_scale)] * batch
+    else:
+        scales = [float(g) for g in guidance_scale]
+        if len(scales) != batch:
+            raise ValueError(f"{len(scales)} guidance scales for a batch of {batch}")
+    guided = [i for i, g in enumerate(scales) if g > 1.0]
     onset_channels = encode_onsets(onsets.float())
     states = text_condition(text_embeddings.float())
-    guided = guidance_scale > 1.0
     if guided:
-        states = torch.cat([torch.zeros_like(states), states])
+        states = torch.cat([torch.zeros_like(states[guided]), states])
     mask = torch.ones(states.shape[0], 1, dtype=torch.bool, device=device)
     states = states.to(dtype)
 
@@ -185,12 +182,13 @@ def sample_latents(
     for i, t in enumerate(timesteps):
         model_in = torch.cat([onset_channels, latents], dim=1)
         if guided:
-            model_in = torch.cat([model_in, model_in])
+            model_in = torch.cat([model_in[guided], model_in])
         model_in = scheduler.scale_model_input(model_in, t)
         out = unet(model_in.to(dtype), t, encoder_hidden_states=states, encoder_attention_mask=mask).sample.float()
         if guided:
-            uncond, cond = out.chunk(2)
-            out = uncond + guidance_scale * (cond - uncond)
+            uncond, out = out[:len(guided)], out[len(guided):].clone()
+            for row, item in enumerate(guided):
+                out[item] = uncond[row] + scales[item] * (out[item] - uncond[row])
         noise = draw(shape).to(device=device, dtype=torch.float32) if int(t) > 0 else None
         latents = ddpm_step(scheduler, out, t, latents, noise)
         if on_step is not None:
