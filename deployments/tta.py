@@ -3,10 +3,11 @@
 ``AudioLDM`` holds the AudioLDM models a request may pick with ``model``: diffusers-format repos
 (default ``cvssp/audioldm-s-full-v2``) and ``amphion`` (Amphion's own checkpoint). Which ones it
 loads is its ``user_config.models`` (default: those two); each that cannot load answers 503 with
-its reason, a name it does not hold answers 400 listing those it does. Requests for the same
-diffusers model and step count share a batch (``@serve.batch``): every request keeps its own
-noise, so batching never changes a result beyond float rounding. ``PicoAudio`` serves one model.
-Both report a progress event per denoising step and run inference in a worker thread.
+its reason, a name it does not hold answers 400 listing those it does. ``PicoAudio`` serves one
+model. In both, requests for the same model and step count share a batch (``@serve.batch``): every
+request keeps its own noise, so batching never changes a result beyond float rounding, and a
+refused request never fails its batch-mates. Both report a progress event per denoising step and
+run inference in a worker thread.
 """
 
 from __future__ import annotations
@@ -181,9 +182,15 @@ AudioLDMDeployment = serve.deployment(AudioLDMService, name="AudioLDM", max_ongo
 
 class PicoAudioService(ModelService):
     """``generate(payload)``: text (events with times), duration, num_inference_steps, guidance_scale,
-    seed, subtype, task_id; ``events()``: the event classes the model was trained on."""
+    seed, subtype, task_id; ``events()``: the event classes the model was trained on. Requests with
+    the same step count share a batch (``@serve.batch``); each keeps its own noise, and one the
+    model refuses is answered alone, before the batch runs."""
 
     label = "PicoAudio"
+
+    def __init__(self, **loading):
+        self.batched = inside_serve()
+        super().__init__(**loading)
 
     def _load(self, loading: Loading) -> Loaded:
         from models.picoaudio.pipeline import PicoAudioPipeline
@@ -191,6 +198,10 @@ class PicoAudioService(ModelService):
         pipeline = PicoAudioPipeline.from_weights(loading.weights, device=loading.device, dtype=loading.dtype,
                                                   cache_dir=loading.cache_dir)
         return Loaded(pipeline, pipeline.weights_kind, pipeline.note)
+
+    def reconfigure(self, config: dict) -> None:
+        """Serve ``user_config``: batching knobs (``max_batch_size``, ``batch_wait_timeout_s``)."""
+        apply_batching(config, self._generate_batch)
 
     def _facts(self) -> dict:
         return {"sample_rate": SAMPLE_RATE, "max_seconds": self.loaded.model.max_seconds}
@@ -201,24 +212,62 @@ class PicoAudioService(ModelService):
 
         return list(events())
 
-    def _generate(self, payload: dict) -> dict:
-        from models.picoaudio.timestamps import PicoAudioInputError
-
-        pipeline = self._require()
-        reporter = self.reporter(payload.get("task_id"))
-        settings = {k: payload[k] for k in ("duration", "num_inference_steps", "guidance_scale", "seed")
-                    if payload.get(k) is not None}
-        started = time.perf_counter()
-        try:
-            wave = pipeline.generate(payload["text"], **settings,
-                                     on_step=lambda step, total: reporter.step("diffusion", step, total))
-        except PicoAudioInputError as exc:
-            raise InvalidModelInput(str(exc)) from None
-        return _wav_result(np.asarray(wave, np.float32), payload, pipeline.weights_kind, time.perf_counter() - started)
-
     async def generate(self, payload: dict) -> dict:
         self._require()
-        return await asyncio.to_thread(self._generate, payload)
+        if self.batched:
+            result = await self._generate_batch(payload)
+        else:
+            result = (await asyncio.to_thread(self._run, [payload]))[0]
+        if "error" in result:
+            raise InvalidModelInput(result["error"])
+        return result
+
+    @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S,
+                 max_concurrent_batches=1)
+    async def _generate_batch(self, payloads: list[dict]) -> list[dict]:
+        return await asyncio.to_thread(self._run, payloads)
+
+    @staticmethod
+    def _settings(payload: dict) -> dict:
+        return {k: payload[k] for k in ("duration", "num_inference_steps", "guidance_scale", "seed")
+                if payload.get(k) is not None}
+
+    def _run(self, payloads: list[dict]) -> list[dict]:
+        """Results in order. Each request is checked first by the pipeline's own input checks: one it
+        refuses gets ``{"error": detail}`` and stays out of the run; the rest share a denoising loop
+        per step count (only requests with the same step count can)."""
+        from models.picoaudio.timestamps import PicoAudioInputError
+
+        pipeline = self.loaded.model
+        results: list = [None] * len(payloads)
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(payloads):
+            try:
+                _, steps = pipeline.check(p.get("text"), **self._settings(p))
+            except PicoAudioInputError as exc:
+                results[i] = {"error": str(exc)}
+                continue
+            groups.setdefault(steps, []).append(i)
+        for steps, items in groups.items():
+            group = [payloads[i] for i in items]
+            for i, out in zip(items, self._run_group(pipeline, group, steps)):
+                results[i] = out
+        return results
+
+    def _run_group(self, pipeline, payloads: list[dict], steps: int) -> list[dict]:
+        reporters = [self.reporter(p.get("task_id")) for p in payloads]
+
+        def on_step(step: int, total: int) -> None:
+            for r in reporters:
+                r.step("diffusion", step, total)
+
+        per_item = {k: [p.get(k) for p in payloads] for k in ("duration", "guidance_scale", "seed")}
+        started = time.perf_counter()
+        waves = pipeline.generate([p["text"] for p in payloads], **per_item, num_inference_steps=steps,
+                                  on_step=on_step)
+        compute_s = time.perf_counter() - started
+        return [_wav_result(np.asarray(w, np.float32), p, pipeline.weights_kind, compute_s, len(payloads))
+                for w, p in zip(waves, payloads)]
 
 
 PicoAudioDeployment = serve.deployment(PicoAudioService, name="PicoAudio", max_ongoing_requests=16,

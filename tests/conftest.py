@@ -44,6 +44,31 @@ class Served:
         """A key no other test has used: each test gets its own rate-limit budget."""
         return next(self._keys)
 
+    def with_progress(self, key: str, task_id: str, call):
+        """``(call()'s response, the task's progress events)``: the socket is open before the request
+        starts and read until the server closes it (the task's final event)."""
+        import asyncio
+        import json
+
+        import websockets
+
+        async def scenario():
+            events = []
+
+            async def listen():
+                async with websockets.connect(f"{self.ws_url}/ws/progress/{task_id}",
+                                              additional_headers={"X-API-Key": key}) as ws:
+                    async for message in ws:
+                        events.append(json.loads(message))
+
+            listener = asyncio.create_task(listen())
+            await asyncio.sleep(0.5)
+            response = await asyncio.to_thread(call)
+            await asyncio.wait_for(listener, 30)
+            return response, events
+
+        return asyncio.run(scenario())
+
 
 @pytest.fixture(scope="session")
 def served():

@@ -44,22 +44,7 @@ def test_maskgct_speech_of_requested_length_with_step_progress(served):
     key = served.fresh_key()
     task_id = f"it-maskgct-{time.time_ns()}"
 
-    async def scenario():
-        events = []
-
-        async def listen():
-            async with websockets.connect(f"{served.ws_url}/ws/progress/{task_id}",
-                                          additional_headers={"X-API-Key": key}) as ws:
-                async for message in ws:
-                    events.append(json.loads(message))
-
-        listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.5)
-        response = await asyncio.to_thread(synthesize, served, key, 7, "2.0", task_id)
-        await asyncio.wait_for(listener, 30)
-        return response, events
-
-    r, events = asyncio.run(scenario())
+    r, events = served.with_progress(key, task_id, lambda: synthesize(served, key, 7, "2.0", task_id))
     assert r.status_code == 200, r.text
     out, sr = sf.read(io.BytesIO(r.content), dtype="float32")
     assert sr == 24000 and r.headers["x-amphion-weights"] == "tiny"

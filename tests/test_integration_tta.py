@@ -13,7 +13,6 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import websockets
 
 pytestmark = pytest.mark.integration
 
@@ -33,23 +32,7 @@ def audio_of(r) -> np.ndarray:
 
 def with_progress(served, key, path, data):
     task_id = f"it-tta-{time.time_ns()}"
-
-    async def scenario():
-        events = []
-
-        async def listen():
-            async with websockets.connect(f"{served.ws_url}/ws/progress/{task_id}",
-                                          additional_headers={"X-API-Key": key}) as ws:
-                async for message in ws:
-                    events.append(json.loads(message))
-
-        listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.5)
-        response = await asyncio.to_thread(post, served, path, key, data, task_id)
-        await asyncio.wait_for(listener, 30)
-        return response, events
-
-    return asyncio.run(scenario())
+    return served.with_progress(key, task_id, lambda: post(served, path, key, data, task_id))
 
 
 @pytest.mark.parametrize("model", [None, "amphion"])

@@ -4,16 +4,13 @@ seed giving the same audio, and 4xx on bad input."""
 
 from __future__ import annotations
 
-import asyncio
 import io
-import json
 import time
 
 import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import websockets
 
 from tests.conftest import G2P_DATA
 
@@ -76,22 +73,7 @@ def test_vevo_tts_length_follows_the_text_with_progress(served):
                                                     "seed": "2"}, {"reference_audio": ("ref.wav", voice_wav(1.5, 180))},
                     task)
 
-    async def scenario():
-        events = []
-
-        async def listen():
-            async with websockets.connect(f"{served.ws_url}/ws/progress/{task_id}",
-                                          additional_headers={"X-API-Key": key}) as ws:
-                async for message in ws:
-                    events.append(json.loads(message))
-
-        listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.5)
-        response = await asyncio.to_thread(tts, "Hello there.", task_id)
-        await asyncio.wait_for(listener, 30)
-        return response, events
-
-    r, events = asyncio.run(scenario())
+    r, events = served.with_progress(key, task_id, lambda: tts("Hello there.", task_id))
     short = audio_of(r)
     long = audio_of(tts("Hello there, this sentence is a good deal longer than the first one."))
     assert len(long) > len(short)

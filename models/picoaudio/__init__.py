@@ -10,6 +10,7 @@ from models.picoaudio.pipeline import (
     MAX_STEPS,
     SAMPLE_RATE,
     PicoAudioPipeline,
+    PicoAudioRequest,
 )
 from models.picoaudio.timestamps import (
     PicoAudioInputError,
@@ -31,6 +32,7 @@ __all__ = [
     "SAMPLE_RATE",
     "PicoAudioInputError",
     "PicoAudioPipeline",
+    "PicoAudioRequest",
     "TimedEvent",
     "TimestampError",
     "UnknownEventError",

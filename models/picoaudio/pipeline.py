@@ -3,9 +3,12 @@
 ``PicoAudioPipeline.generate(text, duration=..., num_inference_steps=..., guidance_scale=...,
 seed=..., on_step=...)``: parse the text (structured or caption form,
 :mod:`models.picoaudio.timestamps`) -> onset matrix + event string -> CLAP text embedding ->
-DDPM sampling of ``[1, 8, 256, 16]`` latents -> VAE -> HiFi-GAN -> the first ``duration`` seconds
-of the 10.24 s the model makes. Input errors are :class:`PicoAudioInputError`, raised before any
-model runs. :meth:`PicoAudioPipeline.from_weights` builds it from the official files
+DDPM sampling of ``[B, 8, 256, 16]`` latents -> VAE -> HiFi-GAN -> the first ``duration`` seconds
+of the 10.24 s the model makes. ``text`` may be a list: the texts share one denoising loop (the
+UNet runs on the whole batch each step) while each keeps its own seeded generator, so an item's
+audio is what it gets alone up to the float rounding of batched kernels. Input errors are
+:class:`PicoAudioInputError`, raised before any model runs (:meth:`PicoAudioPipeline.check` runs
+the same checks without generating). :meth:`PicoAudioPipeline.from_weights` builds it from the official files
 (``"pretrained"``), seeded tiny stand-ins (``"tiny"``) or whichever is on this machine (``"auto"``).
 """
 
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +65,7 @@ __all__ = [
     "MAX_STEPS",
     "SAMPLE_RATE",
     "PicoAudioPipeline",
+    "PicoAudioRequest",
 ]
 
 SAMPLE_RATE = 16000
@@ -73,6 +78,33 @@ DEFAULT_GUIDANCE_SCALE = 3.0
 DEFAULT_DURATION = 10.0
 
 StepFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PicoAudioRequest:
+    """One checked item of a :meth:`PicoAudioPipeline.generate` call: its settings (``seed``
+    resolved: a drawn one when none was given) and what the parser made of its text."""
+
+    text: str
+    duration: float
+    guidance_scale: float
+    seed: int
+    events: list[TimedEvent]
+    onsets: np.ndarray
+    event_string: str
+
+    @property
+    def samples(self) -> int:
+        return int(round(self.duration * SAMPLE_RATE))
+
+
+def _per_item(value, n: int, name: str) -> list:
+    """One value for every item, or a list / tuple of exactly one per item."""
+    if not isinstance(value, (list, tuple)):
+        return [value] * n
+    if len(value) != n:
+        raise PicoAudioInputError(f"{name}: got {len(value)} values for {n} texts")
+    return list(value)
 
 
 class PicoAudioPipeline:
@@ -187,33 +219,85 @@ class PicoAudioPipeline:
         found = parse_text(text)
         return found, onset_matrix(found, duration), event_text(found)
 
-    def generate(self, text: str, *, duration: float = DEFAULT_DURATION, num_inference_steps: int = DEFAULT_STEPS,
-                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE, seed: int | None = None,
-                 on_step: StepFn | None = None) -> np.ndarray:
-        """Audio for ``text``: float32 mono at 16 kHz, exactly ``round(duration * 16000)`` samples.
+    def check(self, text: str | Sequence[str], *, duration: float | Sequence[float] = DEFAULT_DURATION,
+              num_inference_steps: int = DEFAULT_STEPS,
+              guidance_scale: float | Sequence[float] = DEFAULT_GUIDANCE_SCALE,
+              seed: int | None | Sequence[int | None] = None) -> tuple[list[PicoAudioRequest], int]:
+        """The input checks of :meth:`generate` (same arguments), run without generating: (the
+        checked items, the step count), or :class:`PicoAudioInputError` saying what is refused."""
+        E = PicoAudioInputError
+        if isinstance(text, str):
+            texts = [text]
+        elif isinstance(text, (list, tuple)):
+            texts = list(text)
+            if not texts:
+                raise E("no text given")
+        else:
+            raise E(f"text must be a string or a list of strings, got {type(text).__name__}")
+        n = len(texts)
+        durations = _per_item(duration, n, "duration")
+        scales = _per_item(guidance_scale, n, "guidance_scale")
+        seeds = _per_item(seed, n, "seed")
+        items: list[PicoAudioRequest] = []
+        steps = None
+        for one_text, d, g, s in zip(texts, durations, scales, seeds):
+            d = checks.finite(DEFAULT_DURATION if d is None else d, "duration", E, positive=True)
+            if d > MAX_SECONDS:
+                raise E(f"duration must be at most {MAX_SECONDS:g} s (what PicoAudio generates), got {d:g}")
+            if steps is None:
+                steps = checks.integer(num_inference_steps, "num_inference_steps", E, 1, MAX_STEPS)
+            g = checks.finite(DEFAULT_GUIDANCE_SCALE if g is None else g, "guidance_scale", E)
+            s = checks.seed(s, E)
+            found, onsets, events_string = self.parse(one_text, d)
+            items.append(PicoAudioRequest(text=one_text, duration=d, guidance_scale=g,
+                                          seed=secrets.randbits(63) if s is None else s, events=found,
+                                          onsets=onsets, event_string=events_string))
+        return items, steps
+
+    def generate(self, text: str | Sequence[str], *, duration: float | Sequence[float] = DEFAULT_DURATION,
+                 num_inference_steps: int = DEFAULT_STEPS,
+                 guidance_scale: float | Sequence[float] = DEFAULT_GUIDANCE_SCALE,
+                 seed: int | None | Sequence[int | None] = None,
+                 on_step: StepFn | None = None) -> np.ndarray | list[np.ndarray]:
+        """Audio for ``text``: float32 mono at 16 kHz, exactly ``round(duration * 16000)`` samples;
+        for a list of texts, a list of such arrays in order.
 
         ``duration`` in (0, 10.24] s; ``num_inference_steps`` 1..1000 DDPM steps; ``guidance_scale``
         >= 0 (classifier-free guidance above 1); ``seed``: the same seed and inputs give the same
-        audio (None: a random seed). ``on_step(step, total)`` after every denoising step."""
-        duration = checks.finite(duration, "duration", PicoAudioInputError, positive=True)
-        if duration > MAX_SECONDS:
-            raise PicoAudioInputError(f"duration must be at most {MAX_SECONDS:g} s (what PicoAudio generates), "
-                                      f"got {duration:g}")
-        steps = checks.integer(num_inference_steps, "num_inference_steps", PicoAudioInputError, 1, MAX_STEPS)
-        guidance = checks.finite(guidance_scale, "guidance_scale", PicoAudioInputError)
-        seed = checks.seed(seed, PicoAudioInputError)
-        _, onsets, events_string = self.parse(text, duration)
+        audio (None: a random seed). ``duration``, ``guidance_scale`` and ``seed`` are one value for
+        every text or a list of one per text (None in it: the default); ``num_inference_steps`` is
+        shared. The texts' UNet passes run as one batch per step, but each item draws its noise
+        from its own generator: its audio never depends on what else is in the call (beyond the
+        float rounding of batched kernels). ``on_step(step, total)`` after every denoising step
+        (once per step for the whole batch)."""
+        items, steps = self.check(text, duration=duration, num_inference_steps=num_inference_steps,
+                                  guidance_scale=guidance_scale, seed=seed)
+        waves = self._run(items, steps, on_step)
+        return waves[0] if isinstance(text, str) else waves
 
-        generator = torch.Generator("cpu").manual_seed(secrets.randbits(63) if seed is None else seed)
+    def _run(self, items: list[PicoAudioRequest], steps: int, on_step: StepFn | None) -> list[np.ndarray]:
+        generators = [torch.Generator("cpu").manual_seed(item.seed) for item in items]
 
         def draw(shape: tuple[int, ...]) -> torch.Tensor:
-            # Drawn on the CPU whatever the device: the same seed gives the same noise everywhere.
-            return torch.randn(shape, generator=generator, dtype=torch.float32)
+            # Every item from its own generator, on the CPU whatever the device: the same seed gives
+            # the same noise everywhere and in any batch.
+            if shape[0] != len(generators):
+                raise ValueError(f"noise for {shape[0]} items drawn from {len(generators)} generators")
+            return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generators])
 
-        embedding = self.clap([events_string]).to(self.device)
-        onset_t = torch.from_numpy(onsets).unsqueeze(0).to(self.device)
-        latents = sample_latents(self.unet, make_scheduler(self.scheduler_config), onset_t, embedding,
-                                 num_steps=steps, guidance_scale=guidance, draw=draw, on_step=on_step)
-        audio = self.decoder.decode(latents)[0]
-        n = int(round(duration * SAMPLE_RATE))
-        return np.ascontiguousarray(audio[:n].float().cpu().numpy(), dtype=np.float32)
+        # CLAP pads every text to the same length, but one text per call keeps an item's embedding
+        # independent of its batch-mates exactly.
+        embeddings: dict[str, torch.Tensor] = {}
+        for item in items:
+            if item.event_string not in embeddings:
+                embeddings[item.event_string] = self.clap([item.event_string])
+        embedding = torch.cat([embeddings[item.event_string] for item in items]).to(self.device)
+        onsets = torch.from_numpy(np.stack([item.onsets for item in items])).to(self.device)
+        latents = sample_latents(self.unet, make_scheduler(self.scheduler_config), onsets, embedding,
+                                 num_steps=steps, guidance_scale=[item.guidance_scale for item in items],
+                                 draw=draw, on_step=on_step)
+        waves = []
+        for i, item in enumerate(items):
+            audio = self.decoder.decode(latents[i:i + 1])[0]
+            waves.append(np.ascontiguousarray(audio[:item.samples].float().cpu().numpy(), dtype=np.float32))
+        return waves
