@@ -69,25 +69,28 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[
     options = options or {}
     loading = parsed.loading()
     parts = topology.all_parts()
+    entries = {(entry.name): (family, entry) for family in topology.families() for entry in family.entries}
     inline = set(parsed.inline_parts)
     bound: dict = {}
 
-    def bind_part(name: str):
+    def bind(name: str):
+        """A part or an entry, bound once (an entry may use another family's entry: VALL-E the codec)."""
         if name not in bound:
-            part = parts[name]
-            bound[name] = part.deployment.options(name=name).bind(**part.bind_args, **loading)
+            if name in parts:
+                part = parts[name]
+                bound[name] = part.deployment.options(name=name).bind(**part.bind_args, **loading)
+            else:
+                family, entry = entries[name]
+                components = {use: topology.PartRecipe.of(parts[use]) if topology.runs_inline(family, use, inline)
+                              else bind(use) for use in entry.uses}
+                args = dict(entry.args)
+                if entry.uses:
+                    args["components"] = components
+                deployment = entry.deployment.options(name=entry.name, **options.get(entry.name, {}))
+                bound[name] = deployment.bind(**args, **loading)
         return bound[name]
 
-    handles = {}
-    for family in topology.families():
-        for entry in family.entries:
-            components = {name: topology.PartRecipe.of(parts[name]) if topology.runs_inline(family, name, inline)
-                          else bind_part(name) for name in entry.uses}
-            args = dict(entry.args)
-            if entry.uses:
-                args["components"] = components
-            deployment = entry.deployment.options(name=entry.name, **options.get(entry.name, {}))
-            handles[entry.name] = deployment.bind(**args, **loading)
+    handles = {name: bind(name) for name in entries}
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
     ingress = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}
     if ingress_replicas is not None:

@@ -26,6 +26,8 @@ INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_con
 INGRESS_REPLICAS = 2
 # Reference data the G2P reads (tests may use ../shared; the product fetches its own copy).
 G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
+# DualCodec-VALL-E's text vocabulary (Whisper's multilingual.tiktoken), likewise.
+VALLE_TEXT = ROOT.parent / "shared" / "data" / "valle_text"
 
 
 def _free_port() -> int:
@@ -82,7 +84,8 @@ def served():
     os.environ["AMPHION_API_KEYS"] = ",".join(INTEGRATION_KEYS)
     os.environ.update(REPLICA_ENV)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    extra_env = {"AMPHION_G2P_DATA": str(G2P_DATA)} if G2P_DATA.is_dir() else {}
+    extra_env = {**({"AMPHION_G2P_DATA": str(G2P_DATA)} if G2P_DATA.is_dir() else {}),
+                 **({"AMPHION_VALLE_TEXT_DIR": str(VALLE_TEXT)} if VALLE_TEXT.is_dir() else {})}
     os.environ.update(extra_env)
     port = _free_port()
     # Logical CPUs: enough for every replica to be scheduled; the real load is what the tests send.

@@ -61,6 +61,9 @@ class ValleARConfig:
     bos_token_id: int = 1
     eos_token_id: int = 2
     llama: LlamaSize = field(default_factory=lambda: LlamaSize(1024, 4096, 12, 16))
+    #: A cap on new tokens per text token (None: none, as the reference). The tiny profile's random
+    #: weights practically never sample EOS: its cap keeps tiny outputs as long as the text suggests.
+    frames_per_text_token: float | None = None
 
     def __post_init__(self) -> None:
         _positive("ValleARConfig", vocab_size=self.vocab_size, speech_vocab_size=self.speech_vocab_size,
@@ -124,7 +127,7 @@ OFFICIAL_AR_CONFIG = ValleARConfig()
 OFFICIAL_NAR_CONFIG = ValleNARConfig()
 #: Tiny profiles: the real text vocabulary (so the text front end's ids fit) and real code ranges
 #: (so DualCodec's codes fit), small transformers.
-TINY_AR_CONFIG = ValleARConfig(llama=LlamaSize(32, 64, 2, 4))
+TINY_AR_CONFIG = ValleARConfig(llama=LlamaSize(32, 64, 2, 4), frames_per_text_token=3.0)
 TINY_NAR_CONFIG = ValleNARConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 
 

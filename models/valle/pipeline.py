@@ -7,9 +7,11 @@ waveforms (the reference cross-fades 0.15 s between chunks).
 
 from __future__ import annotations
 
+import math
+
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,14 @@ class ValleTTS:
 
     # -- inference --------------------------------------------------------------------------
 
+    def _capped(self, sampling: ARSampling, n_text: int, n_prompt: int) -> ARSampling:
+        """``sampling`` with ``max_length`` lowered to the AR config's cap on new tokens, if it has one."""
+        per_token = self.ar.config.frames_per_text_token
+        if per_token is None:
+            return sampling
+        cap = n_text + 1 + n_prompt + max(1, math.ceil(per_token * n_text))
+        return replace(sampling, max_length=min(sampling.max_length, cap))
+
     def synthesize(self, text: str, ref_text: str, prompt_semantic: np.ndarray, prompt_acoustic: np.ndarray, *,
                    ref_seconds: float | None = None, sampling: ARSampling = ARSampling(speech_only=True),
                    generator: torch.Generator | None = None, seed: int | None = None,
@@ -145,7 +155,8 @@ class ValleTTS:
                 raise ValleInputError(f"text and reference take {text_ids.shape[1] + 1 + semantic.shape[1]} AR "
                                       f"tokens, which leaves no room under max_length {sampling.max_length}")
             ar_progress = None if on_progress is None else (lambda s, t, lab=label: on_progress("ar" + lab, s, t))
-            out = self.ar.generate(text_ids, semantic, sampling, generator=generator, on_progress=ar_progress)
+            out = self.ar.generate(text_ids, semantic, self._capped(sampling, text_ids.shape[1], semantic.shape[1]),
+                                   generator=generator, on_progress=ar_progress)
             bad = (out < 0) | (out >= self.ar.config.speech_vocab_size)
             if bool(bad.any()):
                 raise ValleInputError("the AR sampled ids outside the semantic code range (sample with speech_only)")

@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from models.maskgct.orchestration import CFG, T2S_STEPS, T2S_TEMPERATURE
+from models.valle.ar import ARSampling
 from models.vevo.orchestration import FM_STEPS
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_model_route, audio_response,
@@ -16,6 +17,8 @@ from serve_app.routes.common import (
 router = APIRouter(prefix="/api/tts", tags=["TTS"], dependencies=[Depends(check_upload_sizes)])
 
 TEXT_MAX = 2000
+#: DualCodec-VALL-E's sampling defaults (the reference CLI's).
+VALLE = ARSampling()
 TEXT = Form(..., min_length=1, max_length=TEXT_MAX, description="Text to synthesize")
 SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible for the same inputs")
 
@@ -90,9 +93,20 @@ async def metis(
 
 @router.post("/dualcodec-valle", responses=AUDIO_RESPONSES, summary="Speech from text with DualCodec-VALL-E")
 async def dualcodec_valle(
+    request: Request,
     text: str = TEXT,
-    reference_audio: UploadFile = File(..., description="Reference audio"),
+    reference_audio: UploadFile = File(..., description="Reference audio for the voice (at most 12 s are used)"),
+    reference_text: Optional[str] = Form(None, min_length=1, max_length=TEXT_MAX,
+                                         description="Transcript of the reference; transcribed when absent"),
+    temperature: float = Form(VALLE.temperature, gt=0.0, le=2.0, description="AR sampling temperature"),
+    top_k: int = Form(VALLE.top_k, ge=0, le=1000, description="AR top-k (0: off)"),
+    top_p: float = Form(VALLE.top_p, gt=0.0, le=1.0, description="AR nucleus sampling mass"),
+    repetition_penalty: float = Form(VALLE.repeat_penalty, ge=1.0, le=2.0,
+                                     description="AR repetition penalty over the whole context"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("dualcodec_valle")
+    return await audio_model_route(
+        request, "dualcodec_valle", "synthesize", {"reference_audio": (reference_audio, "reference")},
+        dict(text=text, reference_text=reference_text, temperature=temperature, top_k=top_k, top_p=top_p,
+             repetition_penalty=repetition_penalty, seed=seed), response_format)
