@@ -99,7 +99,7 @@ def start_serve(args: dict, **compose_kwargs) -> str:
     while time.monotonic() < deadline:
         try:
             body = httpx.get(base + "/api/health", timeout=5).json()
-            if all(body["models"][key]["status"] == "ready" for key in topology.built_model_keys()):
+            if all(body["models"][key]["status"] in ("ready", "unavailable") for key in topology.built_model_keys()):
                 return base
         except Exception:
             pass

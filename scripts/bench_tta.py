@@ -74,7 +74,9 @@ SEED = 1234
 # pads (CLAP: 512 tokens for diffusers' AudioLDM, 77 for PicoAudio); Amphion's T5 sees the prompt
 # unpadded, so its length there is the tiny character-level tokenizer's (reported).
 AUDIOLDM_PROMPT = "a dog barking in the park while rain falls"
-G2P_DATA = Path(os.environ.get("AMPHION_G2P_DATA") or ROOT.parent / "shared" / "data" / "maskgct_g2p")
+# Data files other families read at start-up (start_serve waits for every model of the application
+# to be ready): environment variable -> folder of the shared data next to the repository.
+SHARED_DATA = {"AMPHION_G2P_DATA": "maskgct_g2p", "AMPHION_VALLE_TEXT_DIR": "valle_text"}
 
 # ---------------------------------------------------------------------------------------------
 # Official configurations of cvssp/audioldm-s-full-v2, diffusers layout. The checkpoint's original
@@ -647,8 +649,9 @@ def served(opts: argparse.Namespace, local_outputs: dict[str, bytes], local_pico
     import httpx
     import numpy as np
 
-    if G2P_DATA.is_dir():   # the whole application starts, MaskGCT's and Vevo's TTS included
-        os.environ.setdefault("AMPHION_G2P_DATA", str(G2P_DATA))
+    for env, folder in SHARED_DATA.items():   # the whole application starts, other families included
+        if (ROOT.parent / "shared" / "data" / folder).is_dir():
+            os.environ.setdefault(env, str(ROOT.parent / "shared" / "data" / folder))
     start_errors = []
     try:
         for attempt in range(2):   # start_serve gives up after 180 s; a busy machine may need longer
