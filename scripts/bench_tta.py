@@ -734,11 +734,11 @@ def route_part(opts: argparse.Namespace) -> dict:
         try:
             if name == "served":
                 out[name] = served(opts, local_outputs, pico_text)
-                continue
-            quiet = wait_quiet(opts.wait_quiet)
-            out[name], outputs, pico_text = in_process(opts)
-            out[name]["before"] = quiet
-            local_outputs = local_outputs or outputs
+            else:
+                quiet = wait_quiet(opts.wait_quiet)
+                out[name], outputs, pico_text = in_process(opts)
+                out[name]["before"] = quiet
+                local_outputs = local_outputs or outputs
         except Exception as exc:
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
         print(f"[route] {name} done", file=sys.stderr, flush=True)
