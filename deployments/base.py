@@ -95,7 +95,9 @@ class ModelService:
         self._require()
         return {"weights": self.weights_kind, **self._facts()}
 
-    async def info(self) -> dict:
+    async def info(self, model: str | None = None) -> dict:
+        """Health: ready, or unavailable with the reason. ``model``: the registry key asked about,
+        for services that serve several (see ``PipelineService.model_parts``)."""
         if self.loaded is None:
             return {"status": "unavailable", "running": True, "weights": None,
                     "detail": f"{self.missing.removeprefix('has ')}: {self.unavailable}"}

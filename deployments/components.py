@@ -176,9 +176,12 @@ class PipelineService(ModelService):
 
     parts: tuple[Part, ...] = ()
     local_stages: type = type(None)
+    #: Registry key -> the deployments its requests use, for an entry serving several models whose
+    #: needs differ (health per model); a model not named here uses every part.
+    model_parts: Mapping[str, tuple[str, ...]] = {}
 
     def __init__(self, components: Mapping | None = None, **loading):
-        self._described: dict[str, dict] | None = None
+        self._described: dict[str, dict] = {}
         super().__init__(**loading)
         inline = {k: v for k, v in loading.items() if k in LOADING_ARGS}
         self.components = {name: (c.build(inline, self.store) if isinstance(c, PartRecipe) else c)
@@ -187,31 +190,40 @@ class PipelineService(ModelService):
     def _load(self, loading: Loading) -> Loaded:
         return Loaded(None, None)
 
-    def _part_names(self) -> tuple[str, ...]:
-        """The parts this entry calls (shared ones included), in declaration order."""
-        return tuple(p.name for p in self.parts if p.name in self.components)
+    def _part_names(self, model: str | None = None) -> tuple[str, ...]:
+        """The parts this entry calls (shared ones included), in declaration order; with ``model``,
+        those its requests use."""
+        names = tuple(p.name for p in self.parts if p.name in self.components)
+        if model in self.model_parts:
+            return tuple(n for n in names if n in self.model_parts[model])
+        return names
 
-    async def part_facts(self) -> dict[str, dict]:
-        """Each part's ``describe()`` (asked once, when they all answer): weights kind and facts."""
-        if self._described is None:
+    async def part_facts(self, *names: str) -> dict[str, dict]:
+        """The named parts' (default: all) ``describe()``, each asked once: weights kind and facts."""
+        names = names or self._part_names()
+        todo = [n for n in names if n not in self._described]
+        if todo:
             calls = PartHandles(self.components, {}, frozenset(), None, self.label)
-            names = self._part_names()
-            self._described = dict(zip(names, await asyncio.gather(*(calls.call(n, "describe") for n in names))))
-        return self._described
+            self._described.update(zip(todo, await asyncio.gather(*(calls.call(n, "describe") for n in todo))))
+        return {n: self._described[n] for n in names}
 
-    async def _parts_kind(self) -> str:
-        """The parts' weights kind."""
-        return joined_kind(d.get("weights") for d in (await self.part_facts()).values()) or ""
+    async def _parts_kind(self, *names: str) -> str:
+        """The named parts' (default: all) weights kind."""
+        return joined_kind(d.get("weights") for d in (await self.part_facts(*names)).values()) or ""
 
     async def describe(self) -> dict:
         self._require()
         await self._parts_kind()
         return {"sample_rate": self.sample_rate}
 
-    async def info(self) -> dict:
-        infos = await components_info(self.components, self._part_names())
-        own = [] if self.loaded is not None else [f"{self.label}: {self.missing.removeprefix('has ')}: {self.unavailable}"]
-        return summarize_info(infos, own)
+    def _own_problems(self, model: str | None) -> list[str]:
+        """Why this entry itself cannot serve ``model`` (its own data), beyond its parts."""
+        return [] if self.loaded is not None else [f"{self.label}: {self.missing.removeprefix('has ')}: {self.unavailable}"]
+
+    async def info(self, model: str | None = None) -> dict:
+        """Ready when the entry and every part ``model``'s requests use (default: all) are."""
+        infos = await components_info(self.components, self._part_names(model))
+        return summarize_info(infos, self._own_problems(model))
 
     def handles(self, task_id: str | None) -> PartHandles:
         return PartHandles(self.components, stage_owners(self.parts), self.local_stages.GENERATING, task_id,
@@ -224,10 +236,11 @@ class PipelineService(ModelService):
                                    "is not part of this application")
         return await PartHandles(self.components, {}, frozenset(), None, self.label).call(ASR, method, *args)
 
-    async def render(self, payload: dict, make, input_errors) -> dict:
+    async def render(self, payload: dict, make, input_errors, parts: tuple[str, ...] = ()) -> dict:
         """Run ``make(kind, emit)`` (the orchestration, returning float32 audio) for a request and
-        answer the WAV; the family's ``input_errors`` become 400s."""
-        kind = await self._parts_kind()
+        answer the WAV; the family's ``input_errors`` become 400s. ``parts``: those this request
+        uses (default: all), whose weights kind it reports."""
+        kind = await self._parts_kind(*parts)
         emit = self.reporter(payload.get("task_id")).emitter()
         started = time.perf_counter()
         try:
@@ -247,6 +260,8 @@ class TextPipelineService(PipelineService):
 
     g2p_required = True
     missing = "has no G2P data"
+    #: With ``g2p_required`` off: the registry keys whose requests read text (unavailable without it).
+    text_models: frozenset[str] = frozenset()
 
     def __init__(self, components: Mapping | None = None, **loading):
         from models.text.g2p import G2PDataUnavailable
@@ -267,6 +282,12 @@ class TextPipelineService(PipelineService):
                 raise
             self.g2p_unavailable = str(exc)
             return Loaded(None, None)
+
+    def _own_problems(self, model: str | None) -> list[str]:
+        problems = super()._own_problems(model)
+        if not problems and self.g2p_unavailable and model in self.text_models:
+            problems.append(f"{self.label} text front end: {self.g2p_unavailable}")
+        return problems
 
     @property
     def g2p_or_none(self):

@@ -50,7 +50,8 @@ class MaskGCTPartService(PartService):
 
 class W2VBertSemanticService(MaskGCTPartService):
     """w2v-bert-2.0 (layer 17, normalised) + the MaskGCT semantic codec: 16 kHz audio -> semantic
-    tokens at 50 Hz; also the raw layer-17 features DualCodec normalises with its own statistics."""
+    tokens at 50 Hz; the normalised features themselves (Metis' adapter input); and the raw layer-17
+    features DualCodec normalises with its own statistics."""
 
     default_part = "semantic"
     part_label = "w2v-bert-2.0 semantic tokenizer"
@@ -109,11 +110,13 @@ MaskGCTT2SDeployment = serve.deployment(MaskGCTT2SService, name=T2S, **PART_DEPL
 MaskGCTS2ADeployment = serve.deployment(MaskGCTS2AService, name=S2A, **PART_DEPLOYMENT_DEFAULTS)
 
 PARTS = (
-    # w2v-bert also feeds DualCodec: one deployment for both families, never inlined.
-    Part(SEMANTIC, W2VBertSemanticDeployment, stages=("semantic_tokens",), shared=True),
-    Part(ACOUSTIC_CODEC, MaskGCTAcousticCodecDeployment, stages=("acoustic_codes", "decode")),
-    Part(T2S, MaskGCTT2SDeployment, stages=("text_to_semantic",)),
-    Part(S2A, MaskGCTS2ADeployment, stages=("semantic_to_acoustic",)),
+    # Every part serves two families: w2v-bert also feeds DualCodec (and Metis reads its normalised
+    # ``features``); the acoustic codec, T2S and S2A are Metis' too. Shared parts are one deployment
+    # each, never inlined, so both entries call the same replicas.
+    Part(SEMANTIC, W2VBertSemanticDeployment, stages=("semantic_tokens", "features"), shared=True),
+    Part(ACOUSTIC_CODEC, MaskGCTAcousticCodecDeployment, stages=("acoustic_codes", "decode"), shared=True),
+    Part(T2S, MaskGCTT2SDeployment, stages=("text_to_semantic",), shared=True),
+    Part(S2A, MaskGCTS2ADeployment, stages=("semantic_to_acoustic",), shared=True),
 )
 #: The part deployments the pipeline calls, in the order the stages run.
 COMPONENTS = tuple(p.name for p in PARTS)
@@ -130,9 +133,9 @@ class MaskGCTService(TextPipelineService):
     async def _num_quantizers(self) -> int:
         return int((await self.part_facts())[ACOUSTIC_CODEC]["num_quantizers"])
 
-    async def info(self) -> dict:
+    async def info(self, model: str | None = None) -> dict:
         """Ready only when the G2P and every part are; then the detail is T2S's (its weights note)."""
-        summary = await super().info()
+        summary = await super().info(model)
         if summary["status"] == "ready":
             from deployments.components import components_info
 

@@ -56,6 +56,7 @@ class VevoService(TextPipelineService):
     local_stages = LocalStages
     parts = PARTS
     g2p_required = False
+    text_models = frozenset({"vevo_tts"})
 
     async def _generate(self, payload: dict, run, ar_part: str | None = None) -> dict:
         """Run one route's orchestration; ``ar_part``: the AR it samples, whose length limits apply."""

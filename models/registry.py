@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 class ModelInfo:
     key: str                      # stable id used in /api/health and logs
     display_name: str             # what users read in details and docs
-    task: str                     # tts | vc | svc | tta | codec | vocoder
+    task: str                     # tts | vc | se | tse | svc | tta | codec | vocoder
     routes: tuple[str, ...]       # API paths served by this model
     sample_rate: int | None = None      # native output rate, where the model makes audio
     notes: str = ""
@@ -27,8 +27,10 @@ _MODELS: tuple[ModelInfo, ...] = (
                     "Whisper transcribes prompts sent without reference_text"),
     ModelInfo("vevo_tts", "Vevo TTS", "tts", ("/api/tts/vevo",),
               sample_rate=24000, notes="Vevo TTS: phones -> AR PhoneToVq8192 -> flow matching -> Vocos"),
-    ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",)),
-    ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",)),
+    ModelInfo("metis", "Metis", "tts", ("/api/tts/metis",), sample_rate=24000,
+              notes="Metis TTS: MaskGCT's T2S with Metis' length rule, S2A with Metis' settings; built-in default voice"),
+    ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",), sample_rate=24000,
+              notes="Llama AR + 7-layer NAR over DualCodec 12hz_v1 codes; Whisper tiktoken text front end"),
     # Voice conversion
     ModelInfo("noro", "Noro", "vc", ("/api/vc/noro",)),
     ModelInfo("vevo_timbre", "Vevo timbre conversion", "vc", ("/api/vc/vevo-timbre",),
@@ -40,6 +42,13 @@ _MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("vevo_voice", "Vevo voice conversion", "vc", ("/api/vc/vevo-voice",),
               sample_rate=24000,
               notes="Vevo AR (style) and flow matching (timbre) from the reference"),
+    ModelInfo("metis_vc", "Metis voice conversion", "vc", ("/api/vc/metis",), sample_rate=24000,
+              notes="Metis VC (extension): LoRA-merged stage 1 with the condition adapter, MaskGCT's S2A"),
+    # Speech enhancement and target speaker extraction (Metis' extension tasks)
+    ModelInfo("metis_se", "Metis speech enhancement", "se", ("/api/se/metis",), sample_rate=24000,
+              notes="Metis SE: noisy speech in, clean speech out (no prompt)"),
+    ModelInfo("metis_tse", "Metis target speaker extraction", "tse", ("/api/tse/metis",), sample_rate=24000,
+              notes="Metis TSE: the enrolment speaker's speech out of a mixture"),
     # Singing voice conversion
     ModelInfo("vevosing", "VevoSing", "svc", ("/api/svc/vevosing",),
               sample_rate=24000,
@@ -90,6 +99,9 @@ def official_weights() -> dict:
     from models.dualcodec.official import OFFICIAL as dualcodec_files
     from models.facodec.official import FACODEC_HUB_FILES
     from models.maskgct.official import OFFICIAL_PIPELINE_FILES
+    from models.metis.official import STAGE1_FILES as metis_files
+    from models.valle.official import OFFICIAL_FILES as valle_files
+    from models.voices import VOICE_FILES
     from models.vevo.official import OFFICIAL_FILES as vevo_files
     from models.vevosing.official import OFFICIAL_FILES as vevosing_files
     from models.vocoders import OFFICIAL as vocoder_files
@@ -100,6 +112,13 @@ def official_weights() -> dict:
             **{f"dualcodec/{name}": files for name, files in dualcodec_files.items()},
             "dualcodec/w2v_bert": OFFICIAL_PIPELINE_FILES["w2v_bert"],
             "facodec": FACODEC_HUB_FILES,
+            # Metis runs on MaskGCT's parts: "metis" downloads them with its own stage-1 files.
+            **{f"metis/maskgct_{name}": files for name, files in OFFICIAL_PIPELINE_FILES.items()},
+            **{f"metis/{task}": files for task, files in metis_files.items() if task in ("vc", "se", "tse")},
+            "metis/asr": WHISPER_FILES,
+            "metis/voice": VOICE_FILES,
+            **{f"dualcodec_valle/{name}": files for name, files in valle_files.items()},
+            "dualcodec_valle/asr": WHISPER_FILES,
             **{f"vevo/{name}": files for name, files in vevo_files.items()},
             **{f"vevosing/{name}": files for name, files in vevosing_files.items()},
             # AudioLDM with model=amphion; the default diffusers repo downloads with

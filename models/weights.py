@@ -336,13 +336,14 @@ def _log_hub_error(files: HubFiles, exc: BaseException) -> None:
 
 def _unreachable_message(files: HubFiles, purpose: str, exc: BaseException) -> str:
     kind = type(exc).__name__
+    needed = f"{files.repo_id} ({', '.join(files.patterns)})"   # which files, so operators can fetch them
     if purpose == "auto":
-        return f"{files.repo_id}: not in the Hugging Face cache and mode auto never downloads; {_DOWNLOAD_HINT}"
+        return f"{needed}: not in the Hugging Face cache and mode auto never downloads; {_DOWNLOAD_HINT}"
     if purpose == "download":
-        return f"{files.repo_id}: download failed, the hub is unreachable or refused ({_offline_label()}; {kind})"
+        return f"{needed}: download failed, the hub is unreachable or refused ({_offline_label()}; {kind})"
     alt = f"point ${files.local_dir_env} at a folder laid out like the repo, or " if files.local_dir_env else ""
     return (
-        f"{files.repo_id}: official weights not found in the cache and the hub is unreachable "
+        f"{needed}: official weights not found in the cache and the hub is unreachable "
         f"({_offline_label()}; {kind}); {_DOWNLOAD_HINT}, or {alt}put the repo's files under "
         f"${WEIGHTS_DIR_ENV}/{files.repo_id}"
     )

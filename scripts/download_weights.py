@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = sorted(table) if args.all else list(dict.fromkeys(requested))
     failed = [name for name in chosen
               if not _download_one(name, table[name], args.cache_dir, progress=not args.quiet)]
-    if any(name.startswith("maskgct/") for name in chosen) and not _download_g2p_data(progress=not args.quiet):
+    needs_g2p = any(name.startswith(("maskgct/", "metis/")) for name in chosen)
+    if needs_g2p and not _download_g2p_data(progress=not args.quiet):
         failed.append("maskgct G2P data")
     if any(name.startswith("audioldm/") for name in chosen) and not _download_audioldm(args.cache_dir, not args.quiet):
         failed.append("AudioLDM (diffusers)")

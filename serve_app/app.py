@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from serve_app.auth import API_KEY_HEADER, KeyChecker
 from serve_app.errors import install_error_handlers
 from serve_app.gatekeeper import GateContext, Gatekeeper, route_matcher
-from serve_app.routes import codec, health, progress_ws, svc, tta, tts, vc, vocoder
+from serve_app.routes import codec, enhancement, health, progress_ws, svc, tta, tts, vc, vocoder
 from serve_app.routes.common import CONTENT_FIELDS, REFERENCE_FIELDS, field_limit
 from serve_app.settings import API_VERSION, Settings
 
@@ -44,7 +44,7 @@ def create_app() -> FastAPI:
         openapi_url="/api/openapi.json",
         swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
     )
-    routers = [m.router for m in (tts, vc, svc, tta, codec, vocoder, health, progress_ws)]
+    routers = [m.router for m in (tts, vc, enhancement, svc, tta, codec, vocoder, health, progress_ws)]
     for router in routers:
         app.include_router(router)
     # Our own flat list of HTTP routes: newer FastAPI wraps included routers, so `app.routes` no

@@ -42,10 +42,11 @@ class _Backend:
             self._described[deployment] = spec
         return spec
 
-    async def info(self, deployment: str) -> dict:
+    async def info(self, deployment: str, model: str | None = None) -> dict:
+        """The deployment's health for ``model`` (a registry key; an entry may serve several)."""
         try:
             target = self._target(deployment)
-            return await asyncio.wait_for(self._invoke(target, "info"), INFO_TIMEOUT_S)
+            return await asyncio.wait_for(self._invoke(target, "info", model), INFO_TIMEOUT_S)
         except ModelUnavailable as exc:
             return _not_running(deployment, f"is not available: {exc.detail}")
         except asyncio.TimeoutError:

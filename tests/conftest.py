@@ -18,16 +18,19 @@ if str(ROOT) not in sys.path:
 
 INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
 # Small upload limits keep the 413 tests cheap; the numbers are configuration, not code.
-# Vevo and VevoSing run their parts inline (as the local profile does), MaskGCT as separate
-# deployments (as production does): both paths through real handles.
+# Vevo, VevoSing and Metis' stage-1 models run inline (as the local profile does), MaskGCT's parts
+# (shared by MaskGCT and Metis) as separate deployments (as production does): both paths through
+# real handles.
 INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_content_mb=3,
                         max_reference_mb=1, max_content_seconds=30, max_reference_seconds=10,
-                        inline_parts=["vevo", "vevosing"])
+                        inline_parts=["vevo", "vevosing", "metis"])
 INGRESS_REPLICAS = 2
 # Reference data the G2P reads (tests may use ../shared; the product fetches its own copy).
 G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
 # DualCodec-VALL-E's text vocabulary (Whisper's multilingual.tiktoken), likewise.
 VALLE_TEXT = ROOT.parent / "shared" / "data" / "valle_text"
+# The built-in default voice (Metis TTS without a reference), likewise.
+VOICE_DATA = ROOT.parent / "shared" / "data" / "default_voice"
 
 
 def _free_port() -> int:
@@ -85,7 +88,8 @@ def served():
     os.environ.update(REPLICA_ENV)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     extra_env = {**({"AMPHION_G2P_DATA": str(G2P_DATA)} if G2P_DATA.is_dir() else {}),
-                 **({"AMPHION_VALLE_TEXT_DIR": str(VALLE_TEXT)} if VALLE_TEXT.is_dir() else {})}
+                 **({"AMPHION_VALLE_TEXT_DIR": str(VALLE_TEXT)} if VALLE_TEXT.is_dir() else {}),
+                 **({"AMPHION_VOICE_DATA": str(VOICE_DATA)} if VOICE_DATA.is_dir() else {})}
     os.environ.update(extra_env)
     port = _free_port()
     # Logical CPUs: enough for every replica to be scheduled; the real load is what the tests send.

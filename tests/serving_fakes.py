@@ -28,7 +28,7 @@ class FakeVocoder:
             raise ModelUnavailable("fake has no weights")
         return {"sample_rate": 24000, "n_mels": 100, "hop_length": 256, "needs_f0": False, "min_samples": 1024}
 
-    async def info(self):
+    async def info(self, model=None):
         return {"status": "ready", "running": True, "weights": "tiny", "detail": "fake"}
 
     async def vocode(self, payload):

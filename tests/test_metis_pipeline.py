@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.audio.resample import to_rate
 from models.metis.pipeline import MetisInputError, MetisPipeline
 from models.metis.tasks import tts_target_len
 from models.text import DATA_DIR_ENV, espeak_version
@@ -43,11 +44,11 @@ def test_vc_se_tse_same_seed_same_audio(pipe):
 def test_progress_and_errors(pipe):
     seen = []
     pipe.vc(_audio(1.0, 2), _audio(1.0, 3), seed=1, on_step=lambda stage, step, total: seen.append((stage, step, total)))
-    stages = [s for s, _, _ in seen]
-    assert stages[0] == "semantic" and stages[-1] == "s2a"
+    stages = list(dict.fromkeys(s for s, _, _ in seen))
+    assert stages == ["semantic_prompt", "acoustic_prompt", "features", "semantic", "s2a", "decode"]
     assert all(step <= total for _, step, total in seen)
     with pytest.raises(ValueError, match="tts"):
-        pipe._model("tts")
+        pipe.tts("Hello.", _audio(1.0, 2), "Hi.")
     with pytest.raises(MetisInputError):
         pipe.se(np.zeros(10, np.float32), seed=0)
 
@@ -61,8 +62,9 @@ def test_tts_uses_metis_length_rule_and_is_seeded():
     a = pipe.tts(text, ref, ref_text, language="en", seed=3)
     b = pipe.tts(text, ref, ref_text, language="en", seed=3)
     assert np.array_equal(a, b)
-    _, sem, _ = pipe._prompt(ref)
-    assert a.size == tts_target_len(sem.shape[1], text, ref_text) * 480
+    m = pipe.maskgct
+    n_prompt = min(m.semantic_tokens(to_rate(ref, SR, 16000)).shape[1], m.acoustic_codes(ref).shape[1])
+    assert a.size == tts_target_len(n_prompt, text, ref_text) * 480
     c = pipe.tts(text, ref, ref_text, seed=3, target_len_s=0.5)
     assert c.size == 25 * 480
 

@@ -315,7 +315,8 @@ def test_not_in_cache_offline(tmp_path, offline, no_network):
     with pytest.raises(WeightsUnavailable) as err:
         resolve(HIFIGAN, "pretrained", cache_dir=str(tmp_path / "empty"))
     msg = str(err.value)
-    assert msg.startswith(f"{REPO_ID}: official weights not found in the cache and the hub is unreachable")
+    assert msg.startswith(f"{REPO_ID} ({', '.join(HIFIGAN.patterns)}): official weights not found in the cache and "
+                          "the hub is unreachable")
     assert "HF_HUB_OFFLINE=1" in msg and "scripts/download_weights.py" in msg and "$TEST_HIFIGAN_DIR" in msg
     assert_safe(msg, tmp_path)
     assert no_network.requests == []
@@ -557,7 +558,7 @@ def test_script_download_through_fake_hub(script, tmp_path, capsys, fake_hub):
 def test_script_download_failure(script, tmp_path, capsys, no_network):
     assert script.main(["--cache-dir", str(tmp_path), "bigvgan"]) == 1
     err = capsys.readouterr().err
-    assert f"[bigvgan] error: {REPO_ID}: download failed" in err
+    assert f"[bigvgan] error: {REPO_ID} (bigvgan/config.json, bigvgan/bigvgan_generator.pt): download failed" in err
     assert "Traceback" not in err and "failed: bigvgan" in err
 
 

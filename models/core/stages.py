@@ -117,7 +117,7 @@ class InlineStages:
     """A family's ``LocalStages`` as coroutines that never suspend (for :func:`run_inline`).
 
     A family declares its version as ``class InlineStages(core.InlineStages, local=LocalStages)``:
-    every public method of ``LocalStages`` becomes a stage, and those named in its ``GENERATING``
+    every public method of ``LocalStages`` (its own or inherited) becomes a stage, and those named in its ``GENERATING``
     (a frozenset) also receive ``on_progress``, after their own arguments."""
 
     def __init_subclass__(cls, *, local: type | None = None, **kwargs) -> None:
@@ -125,7 +125,9 @@ class InlineStages:
         if local is None:
             return
         generating = frozenset(getattr(local, "GENERATING", ()))
-        names = {n for n, v in vars(local).items() if callable(v) and not n.startswith("_")}
+        # Inherited stages count too: a family may extend another's (Metis over MaskGCT's).
+        names = {n for klass in local.__mro__[:-1] for n, v in vars(klass).items()
+                 if callable(v) and not n.startswith("_")}
         unknown = generating - names
         if unknown:
             raise TypeError(f"{local.__name__}.GENERATING names no stage: {sorted(unknown)}")

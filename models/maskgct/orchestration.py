@@ -182,7 +182,8 @@ class MaskGCTStages(Protocol):
         """prompt_semantic int64 [P], phone_ids int64 [N], target_len, settings -> {tokens int64 [T], rng}."""
 
     async def semantic_to_acoustic(self, request: dict) -> dict:
-        """semantic int64 [P + T], prompt_codes int64 [P, nq], settings -> {codes int64 [T, nq], rng}."""
+        """semantic int64 [P + T], prompt_codes int64 [P, nq] (P may be 0), settings (``first_layer_cfg``:
+        the 1-layer model's guidance, default ``cfg``) -> {codes int64 [T, nq], rng}."""
 
     async def decode(self, codes: np.ndarray) -> np.ndarray:
         """int64 [T, nq] -> float32 [T * 480] at 24 kHz."""
@@ -201,6 +202,11 @@ class LocalStages:
 
     def semantic_tokens(self, wav16k) -> np.ndarray:
         return int64(self.pipeline.semantic_tokens(wav16k)).reshape(-1)
+
+    def features(self, wav16k) -> np.ndarray:
+        """The normalised w2v-bert-2.0 layer-17 features, float32 [F, hidden] at 50 Hz (what the
+        semantic codec quantises; Metis' condition adapter reads them)."""
+        return float32(self.pipeline.semantic_features(wav16k)).reshape(-1, self.pipeline.semantic_encoder.hidden_size)
 
     def acoustic_codes(self, wav24k) -> np.ndarray:
         codes = self.pipeline.acoustic_codes(wav24k)
@@ -232,6 +238,7 @@ class LocalStages:
             rescale_cfg=float(request.get("rescale_cfg", RESCALE_CFG)),
             temperature=float(request.get("temperature", S2A_TEMPERATURE)),
             filter_thres=float(request.get("filter_thres", FILTER_THRES)),
+            first_layer_cfg=None if request.get("first_layer_cfg") is None else float(request["first_layer_cfg"]),
             generator=gen, on_step=_on_step("s2a", request, emit),
         )
         return {"codes": int64(codes.reshape(codes.shape[-2], codes.shape[-1])), "rng": generator_state(gen)}

@@ -318,14 +318,19 @@ class MaskGCTPipeline:
         return self.g2p.phone_ids(text, language)
 
     @torch.inference_mode()
-    def semantic_tokens(self, wav16k: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Mono 16 kHz waveform -> semantic tokens ``[1, P]`` (int64, 50 Hz) on the pipeline's device."""
+    def semantic_features(self, wav16k: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Mono 16 kHz waveform -> normalised w2v-bert-2.0 layer-17 features ``[1, F, hidden]`` (float32,
+        50 Hz) on the pipeline's device."""
         self._part("semantic")
         wav = checks.mono(wav16k, "the 16 kHz reference", ReferenceAudioError)
         if len(wav) < self.semantic_encoder.min_samples:
             raise ReferenceAudioError("the reference audio is too short")
-        features = self.semantic_encoder.encode(wav)
-        codes, _ = self.semantic_codec.quantize(features.to(self.device, torch.float32))
+        return self.semantic_encoder.encode(wav).to(self.device, torch.float32)
+
+    @torch.inference_mode()
+    def semantic_tokens(self, wav16k: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Mono 16 kHz waveform -> semantic tokens ``[1, P]`` (int64, 50 Hz) on the pipeline's device."""
+        codes, _ = self.semantic_codec.quantize(self.semantic_features(wav16k))
         return codes.reshape(1, -1)
 
     @torch.inference_mode()
@@ -375,18 +380,21 @@ class MaskGCTPipeline:
         rescale_cfg: float = RESCALE_CFG,
         temperature: float = S2A_TEMPERATURE,
         filter_thres: float = FILTER_THRES,
+        first_layer_cfg: float | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
         on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """S2A: semantic tokens ``[1, P + T]`` (prompt then target) and the prompt's acoustic codes
         ``[1, P, nq]`` -> the target's acoustic codes ``[1, T, nq]`` (1-layer model for layer 0, full
-        model for the rest). ``on_step(step, total)`` counts over both models."""
+        model for the rest; ``first_layer_cfg``: the 1-layer model's guidance, default ``cfg``).
+        ``on_step(step, total)`` counts over both models."""
         self._part("s2a")
         _, codes = semantic_to_acoustic(
             self.s2a_1layer, self.s2a_full, semantic.to(self.device), prompt_codes.to(self.device),
             n_timesteps=self.s2a_steps(n_timesteps), temp=temperature, filter_thres=filter_thres, cfg=cfg,
-            rescale_cfg=rescale_cfg, seed=seed, generator=generator, on_step=on_step,
+            rescale_cfg=rescale_cfg, first_layer_cfg=first_layer_cfg, seed=seed, generator=generator,
+            on_step=on_step,
         )
         return codes
 

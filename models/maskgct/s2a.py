@@ -248,6 +248,7 @@ def semantic_to_acoustic(
     filter_thres: float = DEFAULT_FILTER_THRES,
     cfg: float = DEFAULT_CFG,
     rescale_cfg: float = DEFAULT_RESCALE_CFG,
+    first_layer_cfg: float | None = None,
     noise_1layer: NoiseSource | Sequence[torch.Tensor] | None = None,
     noise_full: NoiseSource | Sequence[torch.Tensor] | None = None,
     seed: int | None = None,
@@ -262,6 +263,7 @@ def semantic_to_acoustic(
 
     ``semantic`` (B, P+T) covers prompt and target; ``prompt`` (B, P, nq) acoustic prompt codes.
     Saved noise is given per stage; a ``seed`` / ``generator`` feeds both stages from one stream.
+    ``first_layer_cfg``: the 1-layer model's guidance when it differs from ``cfg`` (Metis runs it at 0).
     """
     if n_timesteps is None:
         n_timesteps = DEFAULT_STEPS[: s2a_full.num_quantizer]
@@ -279,8 +281,8 @@ def semantic_to_acoustic(
         return lambda step, _n: on_step(offset + step, total)
 
     layer0 = s2a_1layer.generate(
-        semantic, prompt, n_timesteps=n_timesteps[:1], temp=temp, filter_thres=filter_thres, cfg=cfg,
-        rescale_cfg=rescale_cfg, noise=noise_1layer if shared is None else shared, on_step=progress(0),
+        semantic, prompt, n_timesteps=n_timesteps[:1], temp=temp, filter_thres=filter_thres,
+        cfg=cfg if first_layer_cfg is None else first_layer_cfg, rescale_cfg=rescale_cfg, noise=noise_1layer if shared is None else shared, on_step=progress(0),
         trace=trace_1layer,
     )
     full = s2a_full.generate(

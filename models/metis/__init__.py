@@ -11,7 +11,8 @@ from models.metis.configs import (
 )
 from models.metis.lora import LoraMergeError, load_lora_stage1, merge_lora_state
 from models.metis.official import LORA_RELEASES, STAGE1_FILES
-from models.metis.pipeline import MetisInputError, MetisPipeline, metis_semantic_to_acoustic
+from models.metis.orchestration import MetisInputError, MetisOrchestrator
+from models.metis.pipeline import MetisPipeline, load_stage1_models
 from models.metis.stage1 import MetisStage1, build_stage1, load_stage1
 from models.metis.tasks import (
     STAGE1_SETTINGS,
@@ -34,15 +35,16 @@ __all__ = [
     "LoraMergeError",
     "MetisConfigError",
     "MetisInputError",
+    "MetisOrchestrator",
     "MetisPipeline",
     "MetisStage1",
     "MetisStage1Config",
     "build_stage1",
     "load_lora_stage1",
     "load_stage1",
+    "load_stage1_models",
     "merge_lora_state",
     "metis_language",
-    "metis_semantic_to_acoustic",
     "official_stage1_config",
     "parse_stage1_config",
     "read_stage1_config",

@@ -21,7 +21,7 @@ async def health(request: Request):
     warnings: list[str] = []
     entries = {key: topology.entry_for(key) for key in registry.MODELS}
     built = [key for key, name in entries.items() if name is not None]
-    infos = dict(zip(built, await asyncio.gather(*(backend.info(entries[key]) for key in built))))
+    infos = dict(zip(built, await asyncio.gather(*(backend.info(entries[key], key) for key in built))))
     for model in registry.MODELS.values():
         entry = {"name": model.display_name, "task": model.task, "routes": list(model.routes)}
         if model.key not in infos:

@@ -1,4 +1,4 @@
-"""Text-to-speech routes. MaskGCT and Vevo TTS are served; the others answer 503 naming their model until built."""
+"""Text-to-speech routes: MaskGCT, Vevo, Metis and DualCodec-VALL-E."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from models.maskgct.orchestration import CFG, T2S_STEPS, T2S_TEMPERATURE
+from models.metis.tasks import STAGE1_SETTINGS
 from models.valle.ar import ARSampling
 from models.vevo.orchestration import FM_STEPS
+from models.voices import DEFAULT_VOICE
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, SUBTYPES, ResponseFormat, ServerTiming, audio_model_route, audio_response,
-    check_upload_sizes, entry_deployment, not_built, read_audio, run_task,
+    check_upload_sizes, entry_deployment, read_audio, run_task,
 )
 
 router = APIRouter(prefix="/api/tts", tags=["TTS"], dependencies=[Depends(check_upload_sizes)])
@@ -19,6 +21,8 @@ router = APIRouter(prefix="/api/tts", tags=["TTS"], dependencies=[Depends(check_
 TEXT_MAX = 2000
 #: DualCodec-VALL-E's sampling defaults (the reference CLI's).
 VALLE = ARSampling()
+#: Metis TTS's stage-1 defaults (the reference's).
+METIS_TTS = STAGE1_SETTINGS["tts"]
 TEXT = Form(..., min_length=1, max_length=TEXT_MAX, description="Text to synthesize")
 SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible for the same inputs")
 
@@ -81,14 +85,34 @@ async def vevo(
              flow_matching_steps=flow_matching_steps, seed=seed), response_format)
 
 
-@router.post("/metis", responses=AUDIO_RESPONSES, summary="Speech from text with Metis")
+@router.post("/metis", responses=AUDIO_RESPONSES, summary="Speech from text with Metis (its TTS recipe over MaskGCT's models)")
 async def metis(
+    request: Request,
     text: str = TEXT,
-    reference_audio: Optional[UploadFile] = File(None, description="Reference for voice style (optional)"),
+    reference_audio: Optional[UploadFile] = File(
+        None, description=f"Reference audio for the voice; without it the built-in voice `{DEFAULT_VOICE}` speaks "
+                          "(a LibriTTS recording, CC BY 4.0)"),
+    reference_text: Optional[str] = Form(None, min_length=1, max_length=TEXT_MAX,
+                                         description="Transcript of the reference audio; Whisper transcribes it "
+                                                     "when absent (ignored without reference_audio)"),
+    language: str = Form("auto", min_length=2, max_length=16,
+                         description="Language of `text` (and of reference_text): en, zh, fr, de, ko, or auto "
+                                     "(detected per text; Metis' rule: anything else counts as en)"),
+    target_len: Optional[float] = Form(None, gt=0.0, le=60.0,
+                                       description="Length of the generated speech in seconds; otherwise Metis' "
+                                                   "rule: the prompt's length scaled by the UTF-8 bytes of the "
+                                                   "text over those of the reference text"),
+    n_timesteps: int = Form(METIS_TTS.n_timesteps, ge=1, le=100, description="Masked generative decoding steps of stage 1"),
+    cfg: float = Form(METIS_TTS.cfg, ge=0.0, le=10.0, description="Classifier-free guidance scale of stage 1"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("metis")
+    uploads = {} if reference_audio is None else {"reference_audio": (reference_audio, "reference")}
+    return await audio_model_route(
+        request, "metis", "tts", uploads,
+        dict(text=text, reference=None, reference_text=reference_text if reference_audio is not None else None,
+             language=language, target_len=target_len, n_timesteps=n_timesteps, cfg=cfg, seed=seed),
+        response_format)
 
 
 @router.post("/dualcodec-valle", responses=AUDIO_RESPONSES, summary="Speech from text with DualCodec-VALL-E")

@@ -1,5 +1,5 @@
-"""Voice conversion routes: the Vevo family is served (one entry deployment, a method per route); Noro
-answers 503 naming it until built."""
+"""Voice conversion routes: the Vevo family (one entry deployment, a method per route) and Metis are
+served; Noro answers 503 naming it until built."""
 
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ async def noro(
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
     not_built("noro")
+
+
+@router.post("/metis", responses=AUDIO_RESPONSES, summary="Voice conversion with Metis (extension)")
+async def metis(
+    request: Request,
+    source_audio: UploadFile = File(..., description="Source speech: what is said"),
+    reference_audio: UploadFile = File(..., description="Reference speech: the voice to say it in"),
+    seed: Optional[int] = SEED,
+    response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
+):
+    return await _convert(request, "metis_vc", "vc", source_audio, reference_audio, response_format, seed=seed)
 
 
 @router.post("/vevo-timbre", responses=AUDIO_RESPONSES, summary="Convert voice timbre with Vevo (flow matching)")
