@@ -110,13 +110,13 @@ MaskGCTT2SDeployment = serve.deployment(MaskGCTT2SService, name=T2S, **PART_DEPL
 MaskGCTS2ADeployment = serve.deployment(MaskGCTS2AService, name=S2A, **PART_DEPLOYMENT_DEFAULTS)
 
 PARTS = (
-    # Every part serves two families: w2v-bert also feeds DualCodec (and Metis reads its normalised
-    # ``features``); the acoustic codec, T2S and S2A are Metis' too. Shared parts are one deployment
-    # each, never inlined, so both entries call the same replicas.
+    # w2v-bert also feeds DualCodec (and Metis reads its normalised ``features``): one deployment for
+    # every family, never inlined. The other parts serve Metis too: as deployments, the same
+    # replicas; inlined (the local profile), a copy in each entry that uses them.
     Part(SEMANTIC, W2VBertSemanticDeployment, stages=("semantic_tokens", "features"), shared=True),
-    Part(ACOUSTIC_CODEC, MaskGCTAcousticCodecDeployment, stages=("acoustic_codes", "decode"), shared=True),
-    Part(T2S, MaskGCTT2SDeployment, stages=("text_to_semantic",), shared=True),
-    Part(S2A, MaskGCTS2ADeployment, stages=("semantic_to_acoustic",), shared=True),
+    Part(ACOUSTIC_CODEC, MaskGCTAcousticCodecDeployment, stages=("acoustic_codes", "decode")),
+    Part(T2S, MaskGCTT2SDeployment, stages=("text_to_semantic",)),
+    Part(S2A, MaskGCTS2ADeployment, stages=("semantic_to_acoustic",)),
 )
 #: The part deployments the pipeline calls, in the order the stages run.
 COMPONENTS = tuple(p.name for p in PARTS)

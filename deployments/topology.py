@@ -4,11 +4,11 @@ Every module of this package that defines ``FAMILY`` (a :class:`Family`) is a fa
 
 * ``entries``: the deployments its routes call (``models``: the registry keys each one serves);
 * ``parts``: the deployments an entry composes through handles, each with the stages it serves.
-  With ``inline_parts`` on for the family (config ``args.inline_parts``), an entry builds its parts
-  in its own replica instead (one process, less memory: the local profile); off, each part is its
-  own deployment that scales on its own (production);
-* ``shared``: deployments of other families an entry calls (Whisper, w2v-bert), bound once for
-  the whole application and never inlined.
+  With ``inline_parts`` on for the family (config ``args.inline_parts``), every entry that uses one
+  of its parts builds it in its own replica instead (one process, less memory: the local profile);
+  off, each part is its own deployment that scales on its own (production), called by every entry
+  that uses it (Metis calls MaskGCT's);
+* ``shared`` parts (Whisper, w2v-bert): one deployment for the whole application, never inlined.
 
 An entry receives its parts and shared deployments as ``components`` (deployment name ->
 handle, or a :class:`PartRecipe` it builds in process). See README "Adding a model family".
@@ -95,10 +95,13 @@ class LocalHandle:
         return _Method
 
 
-def runs_inline(family: Family, part_name: str, inline_families) -> bool:
-    """Whether an entry of ``family`` builds this part in its own replica: the family is switched
-    inline and the part is its own (shared parts are always deployments)."""
-    return family.key in inline_families and any(p.name == part_name and not p.shared for p in family.parts)
+def runs_inline(part_name: str, inline_families) -> bool:
+    """Whether an entry builds this part in its own replica: the family that declares the part is
+    switched inline and the part is not shared. A part another family's entry also uses (MaskGCT's
+    T2S, used by Metis) is then built in each of those entries' replicas: cheap with tiny weights,
+    a second copy of the weights with official ones."""
+    return any(family.key in inline_families and not p.shared
+               for family in families() for p in family.parts if p.name == part_name)
 
 
 def stage_owners(parts) -> dict[str, str]:

@@ -69,7 +69,7 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[
     options = options or {}
     loading = parsed.loading()
     parts = topology.all_parts()
-    entries = {(entry.name): (family, entry) for family in topology.families() for entry in family.entries}
+    entries = {entry.name: entry for family in topology.families() for entry in family.entries}
     inline = set(parsed.inline_parts)
     bound: dict = {}
 
@@ -80,8 +80,8 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[
                 part = parts[name]
                 bound[name] = part.deployment.options(name=name).bind(**part.bind_args, **loading)
             else:
-                family, entry = entries[name]
-                components = {use: topology.PartRecipe.of(parts[use]) if topology.runs_inline(family, use, inline)
+                entry = entries[name]
+                components = {use: topology.PartRecipe.of(parts[use]) if topology.runs_inline(use, inline)
                               else bind(use) for use in entry.uses}
                 args = dict(entry.args)
                 if entry.uses:
@@ -105,5 +105,5 @@ def deployment_names(parsed: AppArgs) -> set[str]:
     for family in topology.families():
         for entry in family.entries:
             names.add(entry.name)
-            names.update(n for n in entry.uses if not topology.runs_inline(family, n, inline))
+            names.update(n for n in entry.uses if not topology.runs_inline(n, inline))
     return names
