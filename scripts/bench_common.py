@@ -115,6 +115,73 @@ def stop_serve() -> None:
     ray.shutdown()
 
 
+def start_serve_retrying(args: dict, attempts: int = 2, before_retry=None) -> tuple[str, float, list[str]]:
+    """:func:`start_serve`, tried again when a busy machine needs longer than its 180 s:
+    ``(base URL, seconds the successful start took, the failed attempts' messages)``."""
+    errors: list[str] = []
+    for attempt in range(1, attempts + 1):
+        t0 = time.perf_counter()
+        try:
+            return start_serve(args), time.perf_counter() - t0, errors
+        except RuntimeError as exc:
+            errors.append(f"attempt {attempt}: {exc}")
+            print(f"[served] start attempt {attempt} failed: {exc}", file=sys.stderr, flush=True)
+            stop_serve()
+            if attempt == attempts:
+                raise
+            if before_retry is not None:
+                before_retry()
+    raise AssertionError("unreachable")
+
+
+async def post_recording(client, url: str, record: dict, **request) -> None:
+    """POST and keep what a benchmark compares: ``record["body"]``, ``record["weights"]`` and the
+    server's own "model" time (``Server-Timing``) appended to ``record["model_ms"]``; a non-200 raises."""
+    resp = await client.post(url, **request)
+    if resp.status_code != 200:
+        raise RuntimeError(f"{url}: HTTP {resp.status_code}: {resp.text[:300]}")
+    timing = {name: float(dur) for name, dur in (
+        p.split(";dur=") for p in resp.headers.get("server-timing", "").split(", ") if ";dur=" in p)}
+    if "model" in timing:
+        record.setdefault("model_ms", []).append(timing["model"])
+    record["body"], record["weights"] = resp.content, resp.headers.get("x-amphion-weights")
+
+
+def wav_samples(data: bytes, sample_rate: int | None = None) -> np.ndarray:
+    """A WAV response's samples, float32 (checked against ``sample_rate`` when given)."""
+    audio, sr = sf.read(io.BytesIO(data), dtype="float32")
+    if sample_rate is not None and sr != sample_rate:
+        raise ValueError(f"expected {sample_rate} Hz audio, got {sr} Hz")
+    return np.ascontiguousarray(audio, np.float32)
+
+
+def run_two_part_benchmark(opts, *, child, official_part, route_part, summary) -> None:
+    """The shape of the two-part benchmarks: with ``--child NAME`` this process is one official-size
+    model's child (prints its figures as JSON); otherwise the official part and the served part,
+    saved under ``opts.name`` and summarised."""
+    if opts.child:
+        print(json.dumps(child(opts.child, opts)))
+        return
+    import platform
+
+    import torch
+
+    from bench_maskgct import _cpu_name
+
+    started = time.perf_counter()
+    result: dict = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+                                "python": platform.python_version()},
+                    "options": {k: v for k, v in vars(opts).items() if k != "child"}}
+    if not opts.skip_official:
+        result["official"] = official_part(opts)
+    if not opts.skip_served:
+        result["route_tiny"] = route_part(opts)
+    result["total_wall_s"] = round(time.perf_counter() - started, 1)
+    save(opts.name, result)
+    print()
+    print(summary(result))
+
+
 def save(name: str, result: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))

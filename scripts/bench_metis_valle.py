@@ -56,19 +56,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import io
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_common import BENCH_KEY, NO_LIMITS, ROOT, save, speech_like_wav, start_serve, stop_serve
-from bench_maskgct import _cpu_name, wait_quiet
+from bench_common import (
+    BENCH_KEY, NO_LIMITS, ROOT, post_recording, run_two_part_benchmark, speech_like_wav, start_serve_retrying,
+    stop_serve, wav_samples,
+)
+from bench_maskgct import wait_quiet
 from bench_tta import (
     Clock,
     _status_mib,
@@ -361,20 +362,11 @@ def official_part(opts: argparse.Namespace) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def decode_wav(data: bytes):
-    import numpy as np
-    import soundfile as sf
-
-    audio, sr = sf.read(io.BytesIO(data), dtype="float32")
-    assert sr == SR, sr
-    return np.ascontiguousarray(audio, np.float32)
-
-
 def route_inputs() -> dict:
     """The uploads (24 kHz 16-bit WAV) and the same clips as float32 arrays, as the ingress decodes them."""
     reference, source = speech_like_wav(3.0), speech_like_wav(2.5)
     return {"reference_wav": reference, "source_wav": source,
-            "reference": decode_wav(reference), "source": decode_wav(source)}
+            "reference": wav_samples(reference, SR), "source": wav_samples(source, SR)}
 
 
 def ns_for_calls(opts: argparse.Namespace) -> argparse.Namespace:
@@ -400,7 +392,7 @@ def in_process_pipelines(opts: argparse.Namespace, inputs: dict) -> tuple[dict, 
         "metis_se": lambda: pipe.se(src, seed=SEED),
     }
     figures: dict = {"build_s": round(build_s, 1), "what": "MetisPipeline.from_weights('tiny') .tts/.vc/.se",
-                     "valle": {"error": "no in-process pipeline that also runs DualCodec (see services)"}}
+                     "valle": {"note": "no in-process pipeline that also runs DualCodec (see services)"}}
     outputs = {}
     for key, job in jobs.items():
         last: dict = {}
@@ -492,20 +484,9 @@ def served(opts: argparse.Namespace, inputs: dict, service_outputs: dict) -> dic
     import httpx
     import numpy as np
 
-    start_errors = []
     try:
-        for attempt in range(2):   # start_serve gives up after 180 s; a busy machine may need longer
-            t0 = time.perf_counter()
-            try:
-                base = start_serve({"weights": "tiny", "dev_mode": False, "torch_threads": opts.threads, **NO_LIMITS})
-                break
-            except RuntimeError as exc:
-                start_errors.append(f"attempt {attempt + 1}: {exc}")
-                print(f"[served] start attempt {attempt + 1} failed: {exc}", file=sys.stderr, flush=True)
-                stop_serve()
-                if attempt:
-                    raise
-        startup_s = time.perf_counter() - t0
+        base, startup_s, start_errors = start_serve_retrying(
+            {"weights": "tiny", "dev_mode": False, "torch_threads": opts.threads, **NO_LIMITS})
         quiet = wait_others_quiet(opts.wait_quiet, threshold_cores=opts.quiet_cores)
         app_idle = idle_cpu()
         headers = {"X-API-Key": BENCH_KEY}
@@ -519,28 +500,20 @@ def served(opts: argparse.Namespace, inputs: dict, service_outputs: dict) -> dic
                     last: dict = {"model_ms": []}
 
                     async def call(url=url, form=form, files=files, last=last):
-                        resp = await client.post(url, headers=headers, data=form, files=files)
-                        if resp.status_code != 200:
-                            raise RuntimeError(f"{url}: HTTP {resp.status_code}: {resp.text[:300]}")
-                        timing = {name: float(dur) for name, dur in (
-                            p.split(";dur=") for p in resp.headers.get("server-timing", "").split(", ")
-                            if ";dur=" in p)}
-                        if "model" in timing:
-                            last["model_ms"].append(timing["model"])
-                        last["body"], last["weights"] = resp.content, resp.headers.get("x-amphion-weights")
+                        await post_recording(client, url, last, headers=headers, data=form, files=files)
 
                     try:
                         figures = await measure_calls(call, process_tree_cpu_s, ns_for_calls(opts))
                     except Exception as exc:
                         out[key] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
                         continue
-                    audio = decode_wav(last["body"])
+                    audio = wav_samples(last["body"], SR)
                     model_ms = last["model_ms"][-figures["n"]:]
                     figures.update(audio_s=round(len(audio) / SR, 3), weights=last["weights"],
                                    server_timing_model_median_ms=round(statistics.median(model_ms), 2)
                                    if model_ms else None)
                     if key in service_outputs:
-                        local = decode_wav(service_outputs[key])
+                        local = wav_samples(service_outputs[key], SR)
                         figures["same_audio_as_services"] = bool(local.shape == audio.shape
                                                                  and np.array_equal(local, audio))
                     out[key] = figures
@@ -666,7 +639,7 @@ def summary(result: dict) -> str:
         def fig(d: dict) -> str:
             if "p50_ms" in d:
                 return f"{d['p50_ms']:.0f}" + ("*" if d.get("contended") else "")
-            return "ERROR" if "error" in d else "-"
+            return "ERROR" if "error" in d else "n/a"
         for key, path in ROUTES.items():
             p, s, v = (route.get(n, {}).get(key, {}) for n in ("pipeline", "services", "served"))
             ratio = route.get("served_over_in_process", {}).get(key, {})
@@ -677,11 +650,12 @@ def summary(result: dict) -> str:
         for key, path in ROUTES.items():
             v = s_all.get(key, {})
             if "same_audio_as_services" in v:
-                lines.append(f"  {path}: {v['audio_s']} s of audio, server-timing model {v['server_timing_model_median_ms']} ms, "
+                lines.append(f"  {path}: {v['audio_s']} s of audio, server-timing model {v['server_timing_model_median_ms']} ms "
+                             f"(last {v['n']} requests), "
                              f"served audio identical to the services': {v['same_audio_as_services']}")
         for name in ("pipeline", "services", "served"):
             for key, d in route.get(name, {}).items():
-                if isinstance(d, dict) and "error" in d and not (name == "pipeline" and key == "valle"):
+                if isinstance(d, dict) and "error" in d:
                     lines.append(f"  {name} {key}: ERROR {d['error'][:300]}")
             if "error" in route.get(name, {}):
                 lines.append(f"  {name}: ERROR {route[name]['error'][:400]}")
@@ -732,25 +706,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    opts = parse_args()
-    if opts.child:
-        print(json.dumps(child_main(opts.child, opts)))
-        return
-
-    import torch
-
-    started = time.perf_counter()
-    result: dict = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-                                "python": platform.python_version()},
-                    "options": {k: v for k, v in vars(opts).items() if k != "child"}}
-    if not opts.skip_official:
-        result["official"] = official_part(opts)
-    if not opts.skip_served:
-        result["route_tiny"] = route_part(opts)
-    result["total_wall_s"] = round(time.perf_counter() - started, 1)
-    save(opts.name, result)
-    print()
-    print(summary(result))
+    run_two_part_benchmark(parse_args(), child=child_main, official_part=official_part, route_part=route_part,
+                           summary=summary)
 
 
 if __name__ == "__main__":

@@ -52,18 +52,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_common import BENCH_KEY, NO_LIMITS, ROOT, load, percentiles, save, start_serve, stop_serve
-from bench_maskgct import _cpu_jiffies, _cpu_name, wait_quiet
+from bench_common import (
+    BENCH_KEY, NO_LIMITS, ROOT, load, percentiles, post_recording, run_two_part_benchmark, start_serve_retrying,
+    stop_serve, wav_samples,
+)
+from bench_maskgct import _cpu_jiffies, wait_quiet
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MEASURES = ("step_cfg", "text_encoding", "decode")
@@ -498,13 +499,6 @@ def route_payloads(opts: argparse.Namespace, pico_text: str) -> dict[str, dict]:
     }
 
 
-def wav_samples(data: bytes):
-    import soundfile as sf
-
-    audio, _ = sf.read(io.BytesIO(data), dtype="float32")
-    return audio
-
-
 def process_tree_cpu(root: int | None = None) -> dict[int, tuple[str, float]]:
     """pid -> (command line, CPU seconds) of ``root`` (default: this process) and every process
     below it: with a local Ray started from here, the raylet, the GCS, Serve's controller and
@@ -652,22 +646,10 @@ def served(opts: argparse.Namespace, local_outputs: dict[str, bytes], local_pico
     for env, folder in SHARED_DATA.items():   # the whole application starts, other families included
         if (ROOT.parent / "shared" / "data" / folder).is_dir():
             os.environ.setdefault(env, str(ROOT.parent / "shared" / "data" / folder))
-    start_errors = []
     try:
-        for attempt in range(2):   # start_serve gives up after 180 s; a busy machine may need longer
-            t0 = time.perf_counter()
-            try:
-                base = start_serve({"weights": "tiny", "dev_mode": False, "torch_threads": opts.threads,
-                                    **NO_LIMITS})
-                break
-            except RuntimeError as exc:
-                start_errors.append(f"attempt {attempt + 1}: {exc}")
-                print(f"[served] start attempt {attempt + 1} failed: {exc}", file=sys.stderr, flush=True)
-                stop_serve()
-                if attempt:
-                    raise
-                wait_quiet(opts.wait_quiet)
-        startup_s = time.perf_counter() - t0
+        base, startup_s, start_errors = start_serve_retrying(
+            {"weights": "tiny", "dev_mode": False, "torch_threads": opts.threads, **NO_LIMITS},
+            before_retry=lambda: wait_quiet(opts.wait_quiet))
         quiet = wait_others_quiet(opts.wait_quiet, threshold_cores=opts.quiet_cores)
         app_idle = idle_cpu()   # what the idle application costs (every replica, Ray, Serve)
         headers = {"X-API-Key": BENCH_KEY}
@@ -687,15 +669,7 @@ def served(opts: argparse.Namespace, local_outputs: dict[str, bytes], local_pico
                     last: dict = {"model_ms": []}
 
                     async def call(url=url, form=form, last=last):
-                        resp = await client.post(url, headers=headers, data=form)
-                        if resp.status_code != 200:
-                            raise RuntimeError(f"{url}: HTTP {resp.status_code}: {resp.text[:300]}")
-                        timing = {name: float(dur) for name, dur in (
-                            p.split(";dur=") for p in resp.headers.get("server-timing", "").split(", ")
-                            if ";dur=" in p)}
-                        if "model" in timing:
-                            last["model_ms"].append(timing["model"])
-                        last["body"], last["weights"] = resp.content, resp.headers.get("x-amphion-weights")
+                        await post_recording(client, url, last, headers=headers, data=form)
 
                     figures = await measure_calls(call, process_tree_cpu_s, opts)
                     model_ms = last["model_ms"][-figures["n"]:]
@@ -894,25 +868,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    opts = parse_args()
-    if opts.child:
-        print(json.dumps(child_official(opts.child, opts)))
-        return
-
-    import torch
-
-    started = time.perf_counter()
-    result: dict = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-                                "python": platform.python_version()},
-                    "options": {k: v for k, v in vars(opts).items() if k != "child"}}
-    if not opts.skip_official:
-        result["official"] = official_part(opts)
-    if not opts.skip_served:
-        result["route_tiny"] = route_part(opts)
-    result["total_wall_s"] = round(time.perf_counter() - started, 1)
-    save(opts.name, result)
-    print()
-    print(summary(result))
+    run_two_part_benchmark(parse_args(), child=child_official, official_part=official_part, route_part=route_part,
+                           summary=summary)
 
 
 if __name__ == "__main__":

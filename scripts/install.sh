@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(espeak-ng libsndfile1)
+# g++ builds pyworld (Noro's F0), which PyPI ships as source only.
+SYSTEM_PACKAGES=(espeak-ng libsndfile1 g++)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,6 +26,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -c constraints.txt torch torchaudio 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import torch, torchaudio, ray, soundfile, parselmouth" \
+.venv/bin/python -c "import torch, torchaudio, ray, soundfile, parselmouth, pyworld" \
   || { echo "install failed: see pip output above" >&2; exit 1; }
 echo "installed: $(.venv/bin/python -c 'import torch, ray; print("torch", torch.__version__, "ray", ray.__version__)')"

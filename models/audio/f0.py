@@ -26,6 +26,28 @@ def align_to_frames(track: np.ndarray, num_frames: int) -> np.ndarray:
     return np.pad(track, (0, num_frames - track.shape[0]), constant_values=0)
 
 
+def praat_track(wave: np.ndarray, sample_rate: int, hop_length: int, *, f0_min: float = DEFAULT_F0_MIN,
+                f0_max: float = DEFAULT_F0_MAX) -> np.ndarray:
+    """Praat's autocorrelation F0 track as is: float64 Hz per Praat frame (0 = unvoiced), one frame per
+    hop but Praat's own count (a few short of the mel frames); empty for a sound shorter than its
+    analysis window (3 periods of the pitch floor), which has no measurable pitch."""
+    import parselmouth  # imported lazily: only the models that read F0 need Praat
+
+    wave = np.asarray(wave, dtype=np.float64).reshape(-1)
+    if wave.shape[0] == 0:
+        return np.zeros(0, dtype=np.float64)
+    try:
+        pitch = parselmouth.Sound(wave, sampling_frequency=sample_rate).to_pitch_ac(
+            time_step=hop_length / sample_rate,
+            voicing_threshold=VOICING_THRESHOLD,
+            pitch_floor=f0_min,
+            pitch_ceiling=f0_max,
+        )
+    except parselmouth.PraatError:
+        return np.zeros(0, dtype=np.float64)
+    return np.nan_to_num(np.asarray(pitch.selected_array["frequency"], dtype=np.float64), nan=0.0)
+
+
 def parselmouth_f0(
     wave: np.ndarray,
     sample_rate: int,
@@ -36,23 +58,10 @@ def parselmouth_f0(
     num_frames: int | None = None,
 ) -> np.ndarray:
     """F0 in Hz (float32, 0 = unvoiced) at the mel frame rate, ``num_frames`` long (default ``L // hop``)."""
-    import parselmouth  # imported lazily: only the NSF vocoder needs Praat
-
-    wave = np.asarray(wave, dtype=np.float64).reshape(-1)
+    wave = np.asarray(wave).reshape(-1)
     if num_frames is None:
         num_frames = wave.shape[0] // hop_length
-    if wave.shape[0] == 0 or num_frames <= 0:
+    if num_frames <= 0:
         return np.zeros(max(num_frames, 0), dtype=np.float32)
-    try:
-        pitch = parselmouth.Sound(wave, sampling_frequency=sample_rate).to_pitch_ac(
-            time_step=hop_length / sample_rate,
-            voicing_threshold=VOICING_THRESHOLD,
-            pitch_floor=f0_min,
-            pitch_ceiling=f0_max,
-        )
-        track = pitch.selected_array["frequency"]
-    except parselmouth.PraatError:
-        # Praat refuses sounds shorter than its analysis window (3 periods of the pitch floor);
-        # such a snippet has no measurable pitch, which Amphion's convention writes as 0 Hz.
-        track = np.zeros(0)
-    return align_to_frames(np.nan_to_num(track, nan=0.0), num_frames).astype(np.float32)
+    track = praat_track(wave, sample_rate, hop_length, f0_min=f0_min, f0_max=f0_max)
+    return align_to_frames(track, num_frames).astype(np.float32)

@@ -6,7 +6,8 @@ the same mel definition, so one implementation serves all of them:
 1. reflect-pad (n_fft - hop) // 2 samples on both sides (not torch.stft's ``center=True``: that pads
    n_fft // 2 and would shift every frame by half a hop relative to what the vocoders were trained on);
 2. STFT with a periodic Hann window, ``center=False``;
-3. magnitude ``sqrt(re^2 + im^2 + 1e-9)`` (the epsilon is part of the recipe, it sets the floor of silent bins);
+3. magnitude ``sqrt(re^2 + im^2 + eps)``, ``eps`` = ``MelConfig.magnitude_eps`` (1e-9 by default; the epsilon is
+   part of the recipe, it sets the floor of silent bins);
 4. librosa's default mel basis: Slaney mel scale with Slaney (area) normalisation;
 5. natural log of ``clamp(mel, min=1e-5)``.
 
@@ -38,6 +39,9 @@ class MelConfig:
     fmin: float = 0.0
     # None means Nyquist (NVIDIA's configs write ``"fmax": null``; librosa treats None as sr / 2).
     fmax: float | None = None
+    # Added to re^2 + im^2 before the square root: it sets the floor of silent bins, so it is part of
+    # each recipe (1e-9 for the vocoders'; Noro's reference mel uses 1e-6).
+    magnitude_eps: float = 1e-9
 
     @property
     def fmax_hz(self) -> float:
@@ -140,6 +144,6 @@ def log_mel_spectrogram(wave: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
         onesided=True,
         return_complex=True,
     )
-    magnitude = torch.sqrt(spec.real.square() + spec.imag.square() + 1e-9)
+    magnitude = torch.sqrt(spec.real.square() + spec.imag.square() + cfg.magnitude_eps)
     mel = torch.matmul(basis, magnitude)
     return torch.log(torch.clamp(mel, min=1e-5))

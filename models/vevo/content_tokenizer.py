@@ -10,20 +10,16 @@ makes a tiny seeded one, ``load_content_tokenizer`` reads the official pickle
 
 from __future__ import annotations
 
-import io
-import pickle
-import types
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from models.core.checkpoints import CheckpointError, load_exact, load_state_dict_file
+from models.core.safe_pickle import torch_load_inert
 from models.core.configs import read_config
 from models.core.random_init import init_random_weights
 from models.vevo.configs import (
@@ -306,80 +302,6 @@ class VevoRepCodec(nn.Module):
         return self.decoder(z_q).transpose(1, 2)
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the official pickle safely
-# ---------------------------------------------------------------------------------------------
-
-
-class _Inert:
-    """Stands in for any class the pickle names that is not a tensor rebuild function: it accepts and
-    stores whatever the pickle feeds it and runs nothing."""
-
-    _qualname = "?"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_Inert":
-        obj = object.__new__(cls)
-        obj.__dict__["_args"] = args
-        return obj
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["_state"] = state
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.__dict__.setdefault("_items", {})[key] = value
-
-    def append(self, value: Any) -> None:
-        self.__dict__.setdefault("_list", []).append(value)
-
-    def extend(self, values: Any) -> None:
-        self.__dict__.setdefault("_list", []).extend(values)
-
-    def __repr__(self) -> str:
-        return f"<inert {self._qualname}>"
-
-
-_TENSOR_GLOBALS = {
-    ("torch._utils", "_rebuild_tensor"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("collections", "OrderedDict"),
-    ("torch", "Size"),
-    ("torch", "device"),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _TENSOR_GLOBALS:
-            if module == "collections":
-                return OrderedDict
-            return getattr(torch._utils, name) if module == "torch._utils" else getattr(torch, name)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        return type(name, (_Inert,), {"_qualname": f"{module}.{name}"})
-
-
-def _restricted_pickle_module() -> types.ModuleType:
-    """A ``pickle``-like module for ``torch.load(pickle_module=...)`` whose unpickler rebuilds tensors only."""
-    module = types.ModuleType("restricted_pickle")
-    module.Unpickler = _RestrictedUnpickler  # type: ignore[attr-defined]
-    module.load = lambda f, **kw: _RestrictedUnpickler(f, **kw).load()  # type: ignore[attr-defined]
-    module.loads = lambda b, **kw: _RestrictedUnpickler(io.BytesIO(b), **kw).load()  # type: ignore[attr-defined]
-    return module
-
-
-def _torch_pickle(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Objects beyond tensors and containers (training bookkeeping): read them as inert placeholders.
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle_module())
-
-
 def read_content_tokenizer_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``VevoRepCodec`` state dict from the official pickle (``["model"]["repcodec"]``), a bare torch
     state dict, or a ``.safetensors`` file."""
@@ -389,7 +311,7 @@ def read_content_tokenizer_state(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         return load_state_dict_file(path)
     try:
-        obj = _torch_pickle(path)
+        obj = torch_load_inert(path)
     except Exception as exc:  # a corrupt or foreign file
         raise CheckpointError(f"cannot read {path}: {exc}") from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping) and "repcodec" in obj["model"]:
