@@ -41,6 +41,11 @@ DEFAULT_CONFIG = ROOT / "config" / "serve.local.yaml"
 DEFAULT_OUT = ROOT / "bench_results"
 DEV_KEY = "amphion-dev-key-change-in-production"
 G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
+#: The data folders the application reads besides weights (the product fetches its own copies; this
+#: machine cannot, so the benchmark lends it the test copies): variable -> folder.
+SHARED_DATA = {"AMPHION_G2P_DATA": G2P_DATA,
+               "AMPHION_VALLE_TEXT_DIR": ROOT.parent / "shared" / "data" / "valle_text",
+               "AMPHION_VOICE_DATA": ROOT.parent / "shared" / "data" / "default_voice"}
 BIN = Path(sys.executable).parent
 SETTLED = {"ready", "unavailable", "not_implemented"}   # not_implemented: a route with no model built yet
 REFERENCE_TEXT = "Please call Stella and ask her to bring these things with her from the store."
@@ -515,6 +520,25 @@ def requests_plan(audio: dict[str, bytes]) -> list[dict]:
         {"label": "svc/vevosing (ar)", "path": "/api/svc/vevosing",
          "data": {"mode": "ar", "lyrics": "la la la, sing along with me", **steps},
          "files": {"content_audio": wav("song"), "reference_audio": wav("reference")}},
+        {"label": "tts/dualcodec-valle", "path": "/api/tts/dualcodec-valle",
+         "data": {"text": "Hello there.", "reference_text": REFERENCE_TEXT, "seed": "7"},
+         "files": {"reference_audio": wav("reference")}},
+        {"label": "tts/metis", "path": "/api/tts/metis",
+         "data": {"text": "Hello there, nice to meet you.", "reference_text": REFERENCE_TEXT, "language": "en",
+                  "target_len": "1.5", "n_timesteps": "4", "seed": "7"},
+         "files": {"reference_audio": wav("reference")}},
+        {"label": "tts/metis (built-in voice)", "path": "/api/tts/metis",
+         "data": {"text": "Hello there.", "language": "en", "target_len": "1.0", "n_timesteps": "4", "seed": "7"}},
+        {"label": "vc/metis", "path": "/api/vc/metis", "data": {"seed": "7"},
+         "files": {"source_audio": wav("speech"), "reference_audio": wav("reference")}},
+        {"label": "se/metis", "path": "/api/se/metis", "data": {"seed": "7"}, "files": {"audio": wav("speech")}},
+        {"label": "tse/metis", "path": "/api/tse/metis", "data": {"seed": "7"},
+         "files": {"audio": wav("speech"), "reference_audio": wav("reference")}},
+        {"label": "tta/audioldm", "path": "/api/tta/audioldm",
+         "data": {"text": "rain on a roof", "audio_length_in_s": "1.0", "num_inference_steps": "10", "seed": "7"}},
+        {"label": "tta/picoaudio", "path": "/api/tta/picoaudio",
+         "data": {"text": "a dog barks at 0.5-1.0 seconds", "duration": "2.0", "num_inference_steps": "4",
+                  "seed": "7"}},
     ]
 
 
@@ -696,8 +720,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> int:
     env = dict(os.environ)
     env.setdefault("RAY_AUTH_MODE", "token")   # Ray 2.60 turns token auth on for local clusters (Makefile `status`)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    if "AMPHION_G2P_DATA" not in env and G2P_DATA.is_dir():
-        env["AMPHION_G2P_DATA"] = str(G2P_DATA)
+    for variable, folder in SHARED_DATA.items():
+        if variable not in env and folder.is_dir():
+            env[variable] = str(folder)
     env.pop("RAY_ADDRESS", None)
     log(f"code under test: {ROOT} ({git_describe()}); config {config_path}"
         + (f" deployed as {deploy_path} (port {port})" if deploy_path != config_path else ""))
@@ -711,7 +736,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> int:
     result: dict = {"started": started.isoformat(timespec="seconds"), "config": str(config_path),
                     "deployed_config": str(deploy_path), "code_root": str(ROOT), "git": git_describe(),
                     "http": base, "rounds": args.rounds, "environment": {
-                        "AMPHION_G2P_DATA": env.get("AMPHION_G2P_DATA"), "PYTHONPATH": env["PYTHONPATH"],
+                        **{variable: env.get(variable) for variable in SHARED_DATA}, "PYTHONPATH": env["PYTHONPATH"],
                         "RAY_AUTH_MODE": env["RAY_AUTH_MODE"]},
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "ray": _version("ray"), "torch": _version("torch"), **meminfo()},

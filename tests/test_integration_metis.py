@@ -57,6 +57,21 @@ def test_tts_with_reference_seeded_with_progress(served):
 
 
 @needs_text
+def test_tts_without_reference_text_transcribes_the_reference(served):
+    """The shared WhisperASR deployment supplies the transcript: an "asr" stage before "t2s"."""
+    key = served.fresh_key()
+    data = {"text": "Good morning, this is Metis.", "language": "en", "seed": "4"}
+    files = {"reference_audio": ("ref.wav", voice_wav(2.0, 170))}
+    task_id = f"it-metis-asr-{time.time_ns()}"
+    r, events = served.with_progress(key, task_id, lambda: post(served, key, "/api/tts/metis", data, files, task_id))
+    assert r.status_code == 200, r.text
+    samples(r)
+    stages = [e["stage"] for e in events]
+    assert "asr" in stages and stages.index("asr") < stages.index("t2s")
+    assert post(served, key, "/api/tts/metis", data, files).content == r.content
+
+
+@needs_text
 def test_tts_without_reference_uses_the_builtin_voice(served):
     key = served.fresh_key()
     r = post(served, key, "/api/tts/metis", {"text": "Nobody sent a reference for this one.", "seed": "2"})

@@ -6,6 +6,12 @@
   folder (``pytorch_model.bin``, 125 MB), not its optimiser / scheduler / RNG states or ``log/``.
   The per-singer statistics under ``data/`` (mel extrema, F0 medians) are a separate entry
   (:data:`MULTIPLECONTENTS_STATS_FILES`).
+* What the conversion pipeline (:mod:`models.svc.pipeline`) needs besides the acoustic model, by
+  :data:`PIPELINE_FILES` key: the release's singer statistics file by file
+  (:data:`MULTIPLECONTENTS_SINGER_STATS_FILES`), its ``args.json`` alone for a front-end deployment
+  (:data:`MULTIPLECONTENTS_CONFIG_FILES`), Amphion's singing BigVGAN (:data:`SINGING_VOCODER_FILES`),
+  Whisper-medium (VevoSing's entry, the same weights) and ContentVec (:data:`CONTENTVEC_FILES`: not on the
+  hub, an operator's folder).
 * DiffComoSVC, TransformerSVC and VitsSVC have none: :data:`LOCAL_RUNS` names where an operator puts a folder laid out like an Amphion
   training run (``args.json``, ``singers.json``, ``checkpoint/<epoch-..._step-..._loss-...>/``), and
   :func:`find_run_folder` finds it or raises WeightsUnavailable saying which folder is missing.
@@ -17,16 +23,28 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.svc.contentvec import CONTENTVEC_FILE
+from models.vevosing.official import OFFICIAL_FILES as _VEVOSING_FILES
 from models.weights import WEIGHTS_DIR_ENV, HubFiles, WeightsUnavailable
 
 __all__ = [
+    "CONTENTVEC_DIR_ENV",
+    "CONTENTVEC_FILES",
     "LOCAL_RUNS",
     "LocalRun",
     "MULTIPLECONTENTS_DIR",
+    "MULTIPLECONTENTS_CONFIG_FILES",
+    "MULTIPLECONTENTS_DATASET",
     "MULTIPLECONTENTS_FILES",
+    "MULTIPLECONTENTS_SINGER_STATS_FILES",
     "MULTIPLECONTENTS_STATS_FILES",
+    "PIPELINE_FILES",
     "RUN_PATTERNS",
+    "SINGING_VOCODER_DIR",
+    "SINGING_VOCODER_FILES",
+    "SINGING_VOCODER_REPO",
     "SVC_REPO",
+    "WHISPER_FILES",
     "find_run_folder",
 ]
 
@@ -49,6 +67,62 @@ MULTIPLECONTENTS_STATS_FILES = HubFiles(
     patterns=(f"{MULTIPLECONTENTS_DIR}/data/*",),
     local_dir_env="AMPHION_SVC_DIR",
 )
+
+
+#: The release's one training dataset (its singers.json names are ``vocalist_l1_<singer>``).
+MULTIPLECONTENTS_DATASET = "vocalist_l1"
+#: The files of the release's ``data/`` folder the pipeline reads (checked on the hub, Dec 2023 upload):
+#: ``data/vocalist_l1/pitches/statistics.json`` (``{"vocalist_l1_<singer>": {"voiced_positions": {"median":
+#: ...}, "total_positions": {...}}}``, what ``autoshift`` and the closest-F0 choice read) and
+#: ``data/vocalist_l1/mel_min_max_stats/mel_{min,max}.npy`` (100 float32 values each, the per-bin
+#: extrema the predicted mel is de-normalised with). Named one by one: ``data/*`` could also match the
+#: training features if a later upload adds them (the folder also holds ``meta_info.json``, unused).
+MULTIPLECONTENTS_SINGER_STATS_FILES = HubFiles(
+    repo_id=SVC_REPO,
+    patterns=tuple(f"{MULTIPLECONTENTS_DIR}/data/{MULTIPLECONTENTS_DATASET}/{name}" for name in (
+        "pitches/statistics.json", "mel_min_max_stats/mel_min.npy", "mel_min_max_stats/mel_max.npy")),
+    local_dir_env="AMPHION_SVC_DIR",
+)
+#: ``args.json`` alone: what a front-end deployment reads (the ``preprocess`` values), without the
+#: 125 MB checkpoint.
+MULTIPLECONTENTS_CONFIG_FILES = HubFiles(
+    repo_id=SVC_REPO,
+    patterns=(f"{MULTIPLECONTENTS_DIR}/args.json",),
+    local_dir_env="AMPHION_SVC_DIR",
+)
+
+#: Amphion's singing BigVGAN ("Amphion Singing BigVGAN", MIT): NVIDIA's BigVGAN fine-tuned on over 120 h of
+#: singing, the vocoder of every SVC recipe (``pretrained/bigvgan`` in Amphion, read by
+#: ``BaseInference._parse_vocoder``: ``args.json`` and the ``<step>.pt`` with the highest step). The repo holds
+#: ``bigvgan_singing/args.json`` (6 kB) and ``bigvgan_singing/400000.pt`` (1.85 GB, ``{"generator_state_dict",
+#: ...}`` plus training states) and nothing else besides its README.
+SINGING_VOCODER_REPO = "amphion/BigVGAN_singing_bigdata"
+SINGING_VOCODER_DIR = "bigvgan_singing"
+SINGING_VOCODER_FILES = HubFiles(
+    repo_id=SINGING_VOCODER_REPO,
+    patterns=(f"{SINGING_VOCODER_DIR}/args.json", f"{SINGING_VOCODER_DIR}/400000.pt"),
+    local_dir_env="AMPHION_SINGING_BIGVGAN_DIR",
+)
+
+#: Whisper-medium: VevoSing's entry (``openai/whisper-medium``, the Hugging Face conversion of openai's
+#: ``medium.pt``, which Amphion's SVC preprocessing loads): one download serves both families.
+WHISPER_FILES = _VEVOSING_FILES["whisper"]
+
+#: ContentVec ("ContentVec_legacy", 500 classes) is published on GitHub / Google Drive, not on the hub:
+#: an operator puts ``checkpoint_best_legacy_500.pt`` in the folder this variable names.
+CONTENTVEC_DIR_ENV = "AMPHION_CONTENTVEC_DIR"
+CONTENTVEC_FILES = HubFiles(repo_id=None, patterns=(CONTENTVEC_FILE,), local_dir_env=CONTENTVEC_DIR_ENV)
+
+#: Every hub / folder entry of the conversion pipeline, by the key :mod:`models.svc.pipeline` (and the
+#: weights download script) use. The three unpublished acoustic models are :data:`LOCAL_RUNS`.
+PIPELINE_FILES: dict[str, HubFiles] = {
+    "multiplecontentssvc": MULTIPLECONTENTS_FILES,
+    "multiplecontentssvc_stats": MULTIPLECONTENTS_SINGER_STATS_FILES,
+    "multiplecontentssvc_config": MULTIPLECONTENTS_CONFIG_FILES,
+    "singing_vocoder": SINGING_VOCODER_FILES,
+    "whisper": WHISPER_FILES,
+    "contentvec": CONTENTVEC_FILES,
+}
 
 
 @dataclass(frozen=True)
