@@ -32,7 +32,10 @@ _MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("dualcodec_valle", "DualCodec-VALL-E", "tts", ("/api/tts/dualcodec-valle",), sample_rate=24000,
               notes="Llama AR + 7-layer NAR over DualCodec 12hz_v1 codes; Whisper tiktoken text front end"),
     # Voice conversion
-    ModelInfo("noro", "Noro", "vc", ("/api/vc/noro",)),
+    ModelInfo("noro", "Noro", "vc", ("/api/vc/noro",), sample_rate=16000,
+              notes="Noro one-shot VC: HuBERT-base L9 + k-means content, WORLD F0, reference encoder + VP-SDE WaveNet "
+                    "diffusion to a 16 kHz mel, the user's 16 kHz BigVGAN; user-supplied weights ($AMPHION_NORO_DIR); "
+                    "one request at a time per replica"),
     ModelInfo("vevo_timbre", "Vevo timbre conversion", "vc", ("/api/vc/vevo-timbre",),
               sample_rate=24000,
               notes="Vevo flow matching with the reference's timbre"),
@@ -100,6 +103,7 @@ def official_weights() -> dict:
     from models.facodec.official import FACODEC_HUB_FILES
     from models.maskgct.official import OFFICIAL_PIPELINE_FILES
     from models.metis.official import STAGE1_FILES as metis_files
+    from models.noro.official import OFFICIAL_FILES as noro_files
     from models.valle.official import OFFICIAL_FILES as valle_files
     from models.voices import VOICE_FILES
     from models.vevo.official import OFFICIAL_FILES as vevo_files
@@ -124,4 +128,6 @@ def official_weights() -> dict:
             # AudioLDM with model=amphion; the default diffusers repo downloads with
             # models.audioldm.diffusers_pipeline.download_diffusers (its weight formats vary per repo).
             **{f"audioldm/amphion_{name}": files for name, files in amphion_tta_files.items()},
-            **{f"picoaudio/{name}": files for name, files in picoaudio_files.items()}}
+            **{f"picoaudio/{name}": files for name, files in picoaudio_files.items()},
+            # Noro: its own folder (no release) and HuBERT-base from the hub.
+            **{f"noro/{name}": files for name, files in noro_files.items()}}

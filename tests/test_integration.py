@@ -126,8 +126,8 @@ def test_error_codes(served, case):
         r = httpx.post(url, headers={**key, "Content-Type": "multipart/form-data; boundary=x"},
                        content=endless_upload(6))
     elif case == "unbuilt":
-        r = httpx.post(served.base_url + "/api/vc/noro", headers=key,
-                       files={"source_audio": ("s.wav", good), "target_audio": ("t.wav", good)})
+        r = httpx.post(served.base_url + "/api/svc/diffcomosvc", headers=key,
+                       files={"content_audio": ("s.wav", good), "reference_audio": ("t.wav", good)})
     elif case == "wrong_method":
         r = httpx.get(url, headers=key)
     assert r.status_code == expect, r.text
@@ -137,7 +137,7 @@ def test_error_codes(served, case):
         detail = body["detail"]
         assert isinstance(detail, str) and "Traceback" not in detail and ".py" not in detail and "/tmp" not in detail
     if case == "unbuilt":
-        assert "Noro" in body["detail"]
+        assert "DiffComoSVC" in body["detail"]
 
 
 def test_rate_limit_shared_by_two_ingress_replicas(served):
@@ -148,9 +148,9 @@ def test_rate_limit_shared_by_two_ingress_replicas(served):
     key = served.fresh_key()
 
     async def one(client):
-        return await client.post(served.base_url + "/api/vc/noro", headers={"X-API-Key": key},
-                                 files={"source_audio": ("s.wav", wav_bytes(0.3)),
-                                        "target_audio": ("t.wav", wav_bytes(0.3))})
+        return await client.post(served.base_url + "/api/svc/diffcomosvc", headers={"X-API-Key": key},
+                                 files={"content_audio": ("s.wav", wav_bytes(0.3)),
+                                        "reference_audio": ("t.wav", wav_bytes(0.3))})
 
     async def burst():
         # Concurrent requests spread over both replicas; the count must still be global.
@@ -234,7 +234,7 @@ def test_health_reports_models_and_weights(served):
     assert body["version"] == "1.0.0" and body["status"] == "degraded"  # unbuilt models are unavailable
     assert body["models"]["hifigan"] == {**body["models"]["hifigan"], "status": "ready", "running": True,
                                          "weights": "tiny"}
-    assert body["models"]["noro"]["status"] == "not_implemented"
+    assert body["models"]["diffcomosvc"]["status"] == "not_implemented"
     assert any("tiny" in w for w in body["warnings"])
 
 

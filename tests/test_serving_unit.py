@@ -203,9 +203,9 @@ def test_ranges_are_enforced_with_422(client):
 
 
 def test_unbuilt_route_is_503_naming_the_model(client):
-    r = client.post("/api/vc/noro", headers=key(),
-                    files={"source_audio": ("s.wav", wav_bytes()), "target_audio": ("t.wav", wav_bytes())})
-    assert r.status_code == 503 and "Noro" in r.json()["detail"]
+    r = client.post("/api/svc/diffcomosvc", headers=key(),
+                    files={"content_audio": ("s.wav", wav_bytes()), "reference_audio": ("t.wav", wav_bytes())})
+    assert r.status_code == 503 and "DiffComoSVC" in r.json()["detail"]
 
 
 def test_unexpected_error_is_500_with_request_id_and_no_leak():

@@ -1,15 +1,19 @@
-"""Voice conversion routes: the Vevo family (one entry deployment, a method per route) and Metis are
-served; Noro answers 503 naming it until built."""
+"""Voice conversion routes: Noro, the Vevo family (one entry deployment, a method per route) and Metis."""
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 
+from models.noro.configs import DEFAULT_SIGMA as NORO_SIGMA
+from models.noro.configs import DEFAULT_STEPS as NORO_STEPS
+from models.noro.configs import SIGMA_RANGE as NORO_SIGMA_RANGE
+from models.noro.configs import STEPS_RANGE as NORO_STEPS_RANGE
 from models.vevo.orchestration import FM_STEPS
 from serve_app.routes.common import (
-    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes, not_built,
+    AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes,
 )
 
 router = APIRouter(prefix="/api/vc", tags=["VC"], dependencies=[Depends(check_upload_sizes)])
@@ -20,12 +24,31 @@ STEPS = Form(FM_STEPS, ge=1, le=128, description="Number of flow-matching steps 
 
 @router.post("/noro", responses=AUDIO_RESPONSES, summary="Voice conversion with Noro")
 async def noro(
-    source_audio: UploadFile = File(..., description="Source speech audio"),
-    target_audio: UploadFile = File(..., description="Target voice reference"),
+    request: Request,
+    source_audio: UploadFile = File(..., description="Source speech: what is said"),
+    target_audio: Optional[UploadFile] = File(None, description="Target speaker's speech: the voice to say it in"),
+    reference_audio: Optional[UploadFile] = File(None, description="Alias of `target_audio`: send one of the two"),
+    inference_steps: int = Form(NORO_STEPS, ge=NORO_STEPS_RANGE[0], le=NORO_STEPS_RANGE[1],
+                                description=f"Diffusion (Euler) steps ({NORO_STEPS_RANGE[0]} to {NORO_STEPS_RANGE[1]})"),
+    sigma: float = Form(NORO_SIGMA, ge=NORO_SIGMA_RANGE[0], le=NORO_SIGMA_RANGE[1],
+                        description="Temperature of the starting noise (0.9 to 1.5)"),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    not_built("noro")
+    field, target = one_of(target_audio=target_audio, reference_audio=reference_audio)
+    return await audio_model_route(request, "noro", "convert",
+                                   {"source_audio": (source_audio, "source"), field: (target, "target")},
+                                   dict(inference_steps=inference_steps, sigma=sigma, seed=seed), response_format)
+
+
+def one_of(**uploads):
+    """The one upload sent among aliases (field name, file); 422 in FastAPI's shape for none or several."""
+    sent = [(name, f) for name, f in uploads.items() if f is not None]
+    if len(sent) != 1:
+        names = " or ".join(f"`{n}`" for n in uploads)
+        raise RequestValidationError([{"type": "missing" if not sent else "value_error",
+                                       "loc": ("body", next(iter(uploads))), "msg": f"send exactly one of {names}"}])
+    return sent[0]
 
 
 @router.post("/metis", responses=AUDIO_RESPONSES, summary="Voice conversion with Metis (extension)")
