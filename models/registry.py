@@ -56,10 +56,17 @@ _MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("vevosing", "VevoSing", "svc", ("/api/svc/vevosing",),
               sample_rate=24000,
               notes="Vevo1.5: Whisper + chromagram Coco tokens, AR, flow matching, Vocos"),
-    ModelInfo("diffcomosvc", "DiffComoSVC", "svc", ("/api/svc/diffcomosvc",)),
-    ModelInfo("transformersvc", "TransformerSVC", "svc", ("/api/svc/transformersvc",)),
-    ModelInfo("vitssvc", "VitsSVC", "svc", ("/api/svc/vitssvc",)),
-    ModelInfo("multiplecontentssvc", "MultipleContentsSVC", "svc", ("/api/svc/multiplecontentssvc",)),
+    ModelInfo("diffcomosvc", "DiffComoSVC", "svc", ("/api/svc/diffcomosvc", "/api/svc/diffcomosvc/singers"),
+              sample_rate=24000, notes="Conformer + EDM teacher / consistency student; a user's training run"),
+    ModelInfo("transformersvc", "TransformerSVC", "svc",
+              ("/api/svc/transformersvc", "/api/svc/transformersvc/singers"), sample_rate=24000,
+              notes="ConditionEncoder + Conformer to a mel; a user's training run"),
+    ModelInfo("vitssvc", "VitsSVC", "svc", ("/api/svc/vitssvc", "/api/svc/vitssvc/singers"), sample_rate=24000,
+              notes="VITS prior + flow + NSF-HiFiGAN decoder; a user's training run"),
+    ModelInfo("multiplecontentssvc", "MultipleContentsSVC", "svc",
+              ("/api/svc/multiplecontentssvc", "/api/svc/multiplecontentssvc/singers"), sample_rate=24000,
+              notes="Whisper + ContentVec + F0 + energy -> DiffWaveNet (PNDM) -> singing BigVGAN; "
+                    "amphion/singing_voice_conversion vocalist_l1_contentvec+whisper"),
     # Text to audio
     ModelInfo("audioldm", "AudioLDM", "tta", ("/api/tta/audioldm",)),
     ModelInfo("picoaudio", "PicoAudio", "tta", ("/api/tta/picoaudio",)),
@@ -104,6 +111,7 @@ def official_weights() -> dict:
     from models.maskgct.official import OFFICIAL_PIPELINE_FILES
     from models.metis.official import STAGE1_FILES as metis_files
     from models.noro.official import OFFICIAL_FILES as noro_files
+    from models.svc.official import PIPELINE_FILES as svc_files
     from models.valle.official import OFFICIAL_FILES as valle_files
     from models.voices import VOICE_FILES
     from models.vevo.official import OFFICIAL_FILES as vevo_files
@@ -130,4 +138,6 @@ def official_weights() -> dict:
             **{f"audioldm/amphion_{name}": files for name, files in amphion_tta_files.items()},
             **{f"picoaudio/{name}": files for name, files in picoaudio_files.items()},
             # Noro: its own folder (no release) and HuBERT-base from the hub.
-            **{f"noro/{name}": files for name, files in noro_files.items()}}
+            **{f"noro/{name}": files for name, files in noro_files.items()},
+            # MultipleContentsSVC (the one SVC recipe with a release) and what the four share.
+            **{f"multiplecontentssvc/{name}": files for name, files in svc_files.items()}}

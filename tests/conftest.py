@@ -18,9 +18,9 @@ if str(ROOT) not in sys.path:
 
 INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
 # Small upload limits keep the 413 tests cheap; the numbers are configuration, not code.
-# Vevo, VevoSing and Metis' stage-1 models run inline (as the local profile does), MaskGCT's parts
-# (shared by MaskGCT and Metis) as separate deployments (as production does): both paths through
-# real handles.
+# Vevo, VevoSing and Metis' stage-1 models run inline (as the local profile does); MaskGCT's parts
+# (shared by MaskGCT and Metis) and the SVC parts (front ends shared by four models) as separate
+# deployments (as production does): both paths through real handles.
 INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_content_mb=3,
                         max_reference_mb=1, max_content_seconds=30, max_reference_seconds=10,
                         inline_parts=["vevo", "vevosing", "metis"])

@@ -202,10 +202,11 @@ def test_ranges_are_enforced_with_422(client):
     assert r.status_code == 422
 
 
-def test_unbuilt_route_is_503_naming_the_model(client):
-    r = client.post("/api/svc/diffcomosvc", headers=key(),
-                    files={"content_audio": ("s.wav", wav_bytes()), "reference_audio": ("t.wav", wav_bytes())})
-    assert r.status_code == 503 and "DiffComoSVC" in r.json()["detail"]
+def test_route_whose_deployment_is_absent_is_503_naming_it(client):
+    # this app holds the vocoders only
+    r = client.post("/api/svc/transformersvc", headers=key(), data={"target_singer": "x"},
+                    files={"content_audio": ("s.wav", wav_bytes())})
+    assert r.status_code == 503 and "SVC" in r.json()["detail"] and "not part of this application" in r.json()["detail"]
 
 
 def test_unexpected_error_is_500_with_request_id_and_no_leak():

@@ -28,7 +28,6 @@ Decisions and differences from the reference: ``models/svc/README.md`` ("Pipelin
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +74,7 @@ from models.weights import resolve_parts as resolve_pipeline_parts
 __all__ = [
     "DEFAULT_KEY_SHIFT",
     "KEY_SHIFT_RANGE",
+    "KINDS",
     "MODELS",
     "OUTPUT_PEAK",
     "PARTS",
@@ -88,6 +88,7 @@ __all__ = [
     "SVCStepsError",
     "is_silence",
     "merge_segments",
+    "model_parts",
     "parse_key_shift",
     "resolve_parts",
     "split_segments",
@@ -363,10 +364,11 @@ def resolve_parts(
     if weights_kind == "tiny":
         return "tiny", {}, note
     roots = {key: resolved.root for key, resolved in found.items()}
+    if model in found:  # the acoustic model's origin says most; the front ends' files are standard
+        note = found[model].note
     if run_folder is not None and needs_run:
         roots["run"] = run_folder
-        note = f"{kind.label} from the training run in {_run_label(model)}; {note}" if found else \
-            f"{kind.label} from the training run in {_run_label(model)}"
+        note = f"{kind.label} from the training run in {_run_label(model)}"
     elif model == "multiplecontentssvc" and needs_run:
         hub_root = roots.get("multiplecontentssvc") or roots["multiplecontentssvc_config"]
         roots["run"] = hub_root / MULTIPLECONTENTS_DIR
@@ -462,9 +464,10 @@ class SVCPipeline:
     ) -> "SVCPipeline":
         """``model`` (one of :data:`MODELS`) with the weights of ``mode`` (``"pretrained"``, ``"tiny"``,
         ``"auto"``; :func:`resolve_parts`). ``parts``: a subset of :data:`PARTS` (None: all the model has).
-        ``dtype`` applies to the Whisper encoder and the acoustic model (ContentVec and the vocoder stay
-        float32). ``seed`` seeds the tiny weights (every part from the same tiny configs, so parts built
-        by separate deployments fit together)."""
+        ``dtype`` applies to the Whisper-medium encoder, the largest part (a 30 s window per segment);
+        ContentVec, the acoustic models (their samplers mix in float32 tensors, and the reference runs
+        them in float32) and the vocoder stay float32. ``seed`` seeds the tiny weights (every part from
+        the same tiny configs, so parts built by separate deployments fit together)."""
         kind = _kind(model)
         parts = model_parts(model) if parts is None else tuple(parts)
         weights_kind, roots, note = resolve_parts(model, mode, parts, cache_dir=cache_dir, local_dirs=local_dirs)
@@ -494,7 +497,7 @@ class SVCPipeline:
                 acoustic = kind.build(None, seed=seed + 2, device=device)
                 table = tiny_singer_table(None if kind.predicts_audio else acoustic.config.n_mel)
                 acoustic.singers = dict(table.ids)
-            built["acoustic_model"] = acoustic.to(dtype=dtype)
+            built["acoustic_model"] = acoustic
             built["singer_table"] = table
         if "vocoder" in parts:
             if pretrained:
@@ -600,8 +603,10 @@ class SVCPipeline:
         reference_median = None
         if reference_wav is not None:
             reference = to_mono_24k(reference_wav, reference_sr, "reference_audio")
+            if reference.shape[0] == 0:
+                raise SVCInputError("reference_audio is empty")
             reference_median = voiced_median(praat_f0(reference, cfg))
-        # The reference extracts everything from its saved segment files, raised to the output peak.
+        # Amphion extracts every feature from its saved segment files, raised to the output peak.
         segments = [seg if is_silence(seg) else turn_up(seg) for seg in split_segments(source)]
         total = len(segments)
         f0_report, whisper_report, contentvec_report = (step_reporter(s, on_step) for s in STAGES[:3])

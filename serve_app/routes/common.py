@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import contextmanager
-from typing import Literal
+from typing import Callable, Literal
 
 from fastapi import Request, UploadFile
 from fastapi.responses import Response
@@ -185,10 +185,11 @@ async def run_task(request: Request, deployment: str, method: str, payload: dict
 
 
 async def audio_model_route(request: Request, model_key: str, method: str, uploads: dict[str, tuple[UploadFile, str]],
-                            fields: dict, response_format: str) -> Response:
+                            fields: dict, response_format: str,
+                            headers_from: Callable[[dict], dict[str, str]] | None = None) -> Response:
     """The common shape of a generating route: decode each upload (form field -> (file, payload key))
     at the model's rate, call ``method`` on the model's pipeline deployment with them and ``fields``,
-    answer the WAV with timings."""
+    answer the WAV with timings (and ``headers_from(result)``: what a model says about its answer)."""
     deployment = entry_deployment(model_key)
     spec = await request.app.state.backend.describe(deployment)
     timing = ServerTiming()
@@ -202,4 +203,6 @@ async def audio_model_route(request: Request, model_key: str, method: str, uploa
     timing.add("compute", result.get("compute_s"))
     response = audio_response(result, f"{model_key}_output.wav")
     response.headers["Server-Timing"] = timing.header()
+    if headers_from is not None:
+        response.headers.update(headers_from(result))
     return response
