@@ -536,6 +536,13 @@ def requests_plan(audio: dict[str, bytes]) -> list[dict]:
          "files": {"audio": wav("speech"), "reference_audio": wav("reference")}},
         {"label": "tta/audioldm", "path": "/api/tta/audioldm",
          "data": {"text": "rain on a roof", "audio_length_in_s": "1.0", "num_inference_steps": "10", "seed": "7"}},
+        *({"label": f"svc/{model}", "path": f"/api/svc/{model}",
+           "data": {"seed": "7", **({"diffusion_steps": steps} if steps else {})},
+           "files": {"content_audio": wav("song"), "reference_audio": wav("reference")}}
+          for model, steps in (("multiplecontentssvc", "4"), ("diffcomosvc", "3"), ("transformersvc", None),
+                               ("vitssvc", None))),
+        {"label": "vc/noro", "path": "/api/vc/noro", "data": {"inference_steps": "50", "seed": "7"},
+         "files": {"source_audio": wav("speech"), "target_audio": wav("reference")}},
         {"label": "tta/picoaudio", "path": "/api/tta/picoaudio",
          "data": {"text": "a dog barks at 0.5-1.0 seconds", "duration": "2.0", "num_inference_steps": "4",
                   "seed": "7"}},

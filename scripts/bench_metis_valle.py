@@ -56,23 +56,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench_common import (
-    BENCH_KEY, NO_LIMITS, ROOT, post_recording, run_two_part_benchmark, speech_like_wav, start_serve_retrying,
+    BENCH_KEY, ChildBench, NO_LIMITS, ROOT, post_recording, run_two_part_benchmark, speech_like_wav, start_serve_retrying,
     stop_serve, wav_samples,
 )
 from bench_maskgct import wait_quiet
 from bench_tta import (
     Clock,
-    _status_mib,
     idle_cpu,
     measure_calls,
     millions,
@@ -303,58 +300,14 @@ KEY_MEASURES = {"valle_ar": ("decode_per_token", "prefill"), "valle_nar": ("pass
                 "metis_vc": ("step_cfg1", "step_cfg0")}
 
 
-def child_main(name: str, opts: argparse.Namespace) -> dict:
-    import torch
-
-    torch.set_num_threads(opts.threads)
-    with torch.inference_mode():
-        result = CHILDREN[name](opts)
-    result["torch_threads"] = torch.get_num_threads()
-    result["peak_rss_mib"] = _status_mib("VmHWM")
-    result["contended"] = [k for k in KEY_MEASURES[name] if result[k]["contended"]]
-    return result
-
-
-def run_child(name: str, opts: argparse.Namespace) -> dict:
-    argv = [sys.executable, __file__, "--child", name, "--threads", str(opts.threads), "--repeats", str(opts.repeats),
-            "--tokens", str(opts.tokens), "--text-tokens", str(opts.text_tokens),
-            "--prompt-seconds", str(opts.prompt_seconds), "--target-seconds", str(opts.target_seconds),
-            "--no-cache-limit", str(opts.no_cache_limit), "--quiet-cores", str(opts.quiet_cores)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(opts.threads), "MKL_NUM_THREADS": str(opts.threads)}
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=opts.child_timeout, cwd=ROOT, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["child_wall_s"] = round(time.perf_counter() - t0, 1)
-    return result
-
-
-def contention_score(run: dict, name: str) -> tuple:
-    return (len(run["contended"]), -sum(run[k]["quiet_n"] / run[k]["n"] for k in KEY_MEASURES[name]))
+BENCH = ChildBench(__file__, CHILDREN, KEY_MEASURES,
+                   forwarded=("threads", "repeats", "tokens", "text_tokens", "prompt_seconds", "target_seconds",
+                              "no_cache_limit", "quiet_cores"))
 
 
 def official_part(opts: argparse.Namespace) -> dict:
-    out: dict = {"how": "official architectures, seeded random float32 weights, CPU, one model per child process"}
-    for name in OFFICIAL:
-        runs = []
-        try:
-            for attempt in range(1 + opts.retries):
-                quiet = wait_quiet(opts.wait_quiet)
-                run = run_child(name, opts)
-                run["before"], run["attempt"] = quiet, attempt + 1
-                runs.append(run)
-                print(f"[official] {name} attempt {attempt + 1}: {run['child_wall_s']} s"
-                      + (f", contended: {run['contended']}" if run["contended"] else ""), file=sys.stderr, flush=True)
-                if not run["contended"]:
-                    break
-            best = min(runs, key=lambda r: contention_score(r, name))
-            best["attempts"] = len(runs)
-            out[name] = best
-        except Exception as exc:   # one model's failure leaves the others' figures
-            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-            print(f"[official] {name}: {out[name]['error'][:300]}", file=sys.stderr, flush=True)
-    return out
+    return BENCH.measure(OFFICIAL, opts, lambda: wait_quiet(opts.wait_quiet),
+                         "official architectures, seeded random float32 weights, CPU, one model per child process")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -706,7 +659,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    run_two_part_benchmark(parse_args(), child=child_main, official_part=official_part, route_part=route_part,
+    run_two_part_benchmark(parse_args(), child=BENCH.child_main, official_part=official_part, route_part=route_part,
                            summary=summary)
 
 
