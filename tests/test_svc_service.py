@@ -76,3 +76,17 @@ def test_bad_input_is_a_client_error(entry_and_store):
     with pytest.raises(InvalidModelInput):
         asyncio.run(entry.convert({"model": "diffcomosvc", "source": sung(1.0, 200.0), "reference": sung(1.0, 250.0),
                                    "key_shift": "reference", "diffusion_steps": 2000}))
+
+
+def test_missing_training_run_is_503_naming_the_folder(monkeypatch, tmp_path):
+    from deployments.errors import ModelUnavailable
+    from deployments.svc import SVCPartService
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("AMPHION_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.delenv("AMPHION_VITSSVC_DIR", raising=False)
+    service = SVCPartService("acoustic", "vitssvc", weights="pretrained")
+    with pytest.raises(ModelUnavailable) as info:
+        asyncio.run(service.describe())
+    detail = info.value.detail
+    assert "AMPHION_VITSSVC_DIR" in detail and str(tmp_path) not in detail

@@ -4,8 +4,8 @@
   experiment folder ``vocalist_l1_contentvec+whisper/`` (:data:`MULTIPLECONTENTS_FILES`). Only the
   model's files are fetched: ``args.json``, ``singers.json`` and the model of the accelerate state
   folder (``pytorch_model.bin``, 125 MB), not its optimiser / scheduler / RNG states or ``log/``.
-  The per-singer statistics under ``data/`` (mel extrema, F0 medians) are a separate entry
-  (:data:`MULTIPLECONTENTS_STATS_FILES`).
+  The per-singer statistics under ``data/`` (mel extrema, F0 medians) are separate entries, file by
+  file (below).
 * What the conversion pipeline (:mod:`models.svc.pipeline`) needs besides the acoustic model, by
   :data:`PIPELINE_FILES` key: the release's singer statistics file by file
   (:data:`MULTIPLECONTENTS_SINGER_STATS_FILES`), its ``args.json`` alone for a front-end deployment
@@ -37,7 +37,6 @@ __all__ = [
     "MULTIPLECONTENTS_DATASET",
     "MULTIPLECONTENTS_FILES",
     "MULTIPLECONTENTS_SINGER_STATS_FILES",
-    "MULTIPLECONTENTS_STATS_FILES",
     "PIPELINE_FILES",
     "RUN_PATTERNS",
     "SINGING_VOCODER_DIR",
@@ -60,11 +59,6 @@ RUN_PATTERNS: tuple[str, ...] = ("args.json", "singers.json", _ACCELERATE_MODEL)
 MULTIPLECONTENTS_FILES = HubFiles(
     repo_id=SVC_REPO,
     patterns=tuple(f"{MULTIPLECONTENTS_DIR}/{p}" for p in RUN_PATTERNS),
-    local_dir_env="AMPHION_SVC_DIR",
-)
-MULTIPLECONTENTS_STATS_FILES = HubFiles(
-    repo_id=SVC_REPO,
-    patterns=(f"{MULTIPLECONTENTS_DIR}/data/*",),
     local_dir_env="AMPHION_SVC_DIR",
 )
 
@@ -159,8 +153,9 @@ def find_run_folder(name: str) -> Path:
             f"{run.label} has no published weights: put an Amphion training run ({', '.join(RUN_PATTERNS)}) "
             f"in ${WEIGHTS_DIR_ENV}/{run.subdir} or point ${run.env} at one")
     if not folder.is_dir():
+        other = "" if explicit else f" (or point ${run.env} at one)"
         raise WeightsUnavailable(f"{run.label} has no published weights and the folder {where} does not exist; "
-                                 f"it must hold an Amphion training run ({', '.join(RUN_PATTERNS)})")
+                                 f"it must hold an Amphion training run ({', '.join(RUN_PATTERNS)}){other}")
     missing = [p for p in RUN_PATTERNS if not _matches(folder, p)]
     if missing:
         raise WeightsUnavailable(f"{run.label}: the training run in {where} lacks {', '.join(missing)}")
