@@ -151,3 +151,20 @@ def test_bad_input_is_a_400(wired):
         asyncio.run(services["tts"].generate({"text": "Hello", "language": "xx", "reference": _voice(1, 200)}))
     with pytest.raises(InvalidModelInput):
         asyncio.run(services["sing"].generate({"source": _voice(1, 200), "reference": np.zeros(10, np.float32)}))
+
+
+def test_health_is_per_route_without_g2p_data(monkeypatch, tmp_path):
+    """Without the G2P data the Vevo entry still serves the conversions: health says vevo_tts is
+    unavailable (and why) while the three conversions are ready, so no route shown ready answers 503
+    for missing data."""
+    from deployments.errors import ModelUnavailable
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "no_g2p"))
+    parts = {p.name: LocalHandle(VevoPartService(**p.bind_args, weights="tiny")) for p in VEVO_PARTS}
+    vevo = VevoService(parts, weights="tiny")
+    tts = asyncio.run(vevo.info("vevo_tts"))
+    assert tts["status"] == "unavailable" and "G2P" in tts["detail"]
+    for model in ("vevo_timbre", "vevo_style", "vevo_voice"):
+        assert asyncio.run(vevo.info(model))["status"] == "ready", model
+    with pytest.raises(ModelUnavailable):
+        asyncio.run(vevo.tts({"text": "hi", "reference": _voice(1.0, 150.0)}))
