@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from serve_app.settings import DEV_API_KEY, ConfigurationError, Settings, keys_from_environment, load_settings
+from serve_app.settings import DEV_API_KEY, ConfigurationError, keys_from_environment, load_settings
 from tests.serving_fakes import KEYS, FakeVocoder, make_app
 
 _keys = itertools.cycle(KEYS)
