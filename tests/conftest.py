@@ -3,7 +3,6 @@ only when a test asks for `served`."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 import sys
