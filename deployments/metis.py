@@ -22,9 +22,11 @@ from deployments.maskgct import PARTS as MASKGCT_PARTS  # Metis runs on MaskGCT'
 from deployments.topology import Entry, Family, Part
 from models.maskgct.orchestration import MaskGCTInputError
 from models.metis.orchestration import CONDITIONED_TASKS, LocalStages, MetisInputError, Stage1Stages, semantic_stage
+from models.text import UnsupportedLanguage
 
 SAMPLE_RATE = 24000
-INPUT_ERRORS = (MetisInputError, MaskGCTInputError)
+# UnsupportedLanguage: a `language` the G2P has no rule for (e.g. `language=xx`): a 400, not a 500.
+INPUT_ERRORS = (MetisInputError, MaskGCTInputError, UnsupportedLanguage)
 
 
 class MetisStage1Service(PartService):

@@ -6,6 +6,7 @@ Request ids tie a 500 the client saw to the server log line that has the traceba
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 from fastapi import FastAPI, Request
@@ -78,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         # FastAPI's list form, minus "input": it may hold uploaded content or a long text.
-        errors = [{k: v for k, v in e.items() if k not in ("input", "url")} for e in exc.errors()]
+        errors = [_client_safe(e) for e in exc.errors()]
         return error_response(422, jsonable_encoder(errors))
 
     @app.exception_handler(Exception)
@@ -86,6 +87,29 @@ def install_error_handlers(app: FastAPI) -> None:
         request_id = _request_id(request)
         log.exception("unhandled error, request id %s", request_id)
         return internal_error_response(request_id)
+
+
+_CLASS_REPR = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+
+
+def _client_safe(error: dict) -> dict:
+    """One validation error without "input"/"url", without Python reprs in "msg" (pydantic's
+    "Expected UploadFile, received: <class 'str'>" when a file field is sent as a text field), and
+    without ctx["error"] (the exception object, which serializes to `{}`; "msg" already says it)."""
+    error = {k: v for k, v in error.items() if k not in ("input", "url")}
+    msg = error.get("msg")
+    if isinstance(msg, str):
+        if "Expected UploadFile" in msg:
+            msg = "Expected a file upload (a multipart file part), received a plain form field"
+        error["msg"] = _CLASS_REPR.sub(r"\1", msg)
+    ctx = error.get("ctx")
+    if isinstance(ctx, dict) and "error" in ctx:
+        ctx = {k: v for k, v in ctx.items() if k != "error"}
+        if ctx:
+            error["ctx"] = ctx
+        else:
+            error.pop("ctx")
+    return error
 
 
 def _request_id(request: Request) -> str:

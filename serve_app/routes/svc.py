@@ -135,7 +135,7 @@ def _svc_routes(route: SVCRoute) -> None:
     @router.get(f"/{route.key}/singers", summary=f"The singers of the {route.name} checkpoint", name=f"{route.key}_singers",
                 responses={200: {"description": "`{\"model\", \"singers\": [{\"name\", \"f0_median\"}]}`: F0 medians "
                                                 "in Hz from the checkpoint's training data"},
-                           **{code: spec for code, spec in ERROR_RESPONSES.items() if code in (401, 429, 500, 503)}})
+                           **{code: spec for code, spec in ERROR_RESPONSES.items() if code in (400, 401, 429, 500, 503)}})
     async def singers(request: Request):
         deployment = entry_deployment(route.key)
         return {"model": route.key, "singers": await request.app.state.backend.call(deployment, "singers", route.key)}
