@@ -2,11 +2,18 @@
 
 It runs before FastAPI reads the body, so an unauthenticated, rate-limited or oversized upload is
 refused without being read. Order: 401, then 429, then 413 (from Content-Length, then counted while
-the body streams), then the route's own validation.
+the body streams), then the route's own validation. A model route's body must also arrive within
+``body_timeout_s`` of the request's start, else 408: neither uvicorn nor Ray Serve's proxy has a
+body-read timeout, so a client trickling its upload (slowloris) would otherwise hold a connection,
+a form parser and a spool file for as long as it likes. With ``require_content_length`` on, a model
+route's body must declare its length (else 411): Ray Serve's proxy reads a chunked body as fast as
+the client sends it into an unbounded queue that the replica fetches whole, so the 413 counted
+while it streams comes after hundreds of MB have been buffered in both processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -43,6 +50,8 @@ class GateContext:
     route_templates: Callable[[dict], str | None]   # scope -> matched route template or None
     body_limits: dict[str, int] = field(default_factory=dict)  # template -> max body bytes
     task_routes: frozenset[str] = frozenset()       # templates that create tasks
+    body_timeout_s: float | None = None  # None: the app's settings.body_timeout_s (see _setting)
+    require_content_length: bool | None = None  # None: the app's settings.require_content_length
 
 
 def _json_start(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> list[dict]:
@@ -71,7 +80,8 @@ class Gatekeeper:
         scope.setdefault("state", {})["request_id"] = request_id
         extra: dict[str, str] = {REQUEST_ID_HEADER: request_id}
         started = False
-        too_large = {"hit": False, "limit": 0}
+        # Set by the guarded receive when the body goes over its limit (413) or past its deadline (408).
+        refused: dict = {"status": 0, "detail": ""}
 
         async def reply(status: int, detail, headers: dict[str, str] | None = None):
             nonlocal started
@@ -108,7 +118,13 @@ class Gatekeeper:
                             await reply(413, f"request body is larger than the {limit // (1024 * 1024)} MB "
                                              "allowed for this route")
                             return
-                        receive = _counting_receive(receive, limit, too_large)
+                        if (declared is None and method in ("POST", "PUT", "PATCH")
+                                and _setting(ctx, scope, "require_content_length")):
+                            await reply(411, "send a Content-Length header: bodies of unknown length "
+                                             "(chunked) are not accepted on this route")
+                            return
+                        receive = _guarded_receive(receive, limit, _setting(ctx, scope, "body_timeout_s"),
+                                                   refused)
                     if template in ctx.task_routes:
                         task_id = headers.get(TASK_ID_HEADER.lower())
                         if task_id is None:
@@ -121,12 +137,11 @@ class Gatekeeper:
 
             async def send_with_headers(message):
                 nonlocal started
-                if too_large["hit"]:
-                    # The body went over the limit while a parser was reading it; whatever the
-                    # route made of that, the client gets a 413.
+                if refused["status"]:
+                    # The body went over the limit or past its deadline while a parser was reading
+                    # it; whatever the route made of that, the client gets the 413 or 408.
                     if not started:
-                        await reply(413, f"request body is larger than the "
-                                         f"{too_large['limit'] // (1024 * 1024)} MB allowed for this route")
+                        await reply(refused["status"], refused["detail"])
                     return
                 if message["type"] == "http.response.start":
                     started = True
@@ -136,10 +151,9 @@ class Gatekeeper:
 
             await self.app(scope, receive, send_with_headers)
         except Exception:
-            if too_large["hit"]:
+            if refused["status"]:
                 if not started:
-                    await reply(413, f"request body is larger than the "
-                                     f"{too_large['limit'] // (1024 * 1024)} MB allowed for this route")
+                    await reply(refused["status"], refused["detail"])
                 return
             log.exception("unhandled error, request id %s", request_id)
             if not started:
@@ -151,20 +165,53 @@ class BodyTooLarge(Exception):
     pass
 
 
-def _counting_receive(receive, limit: int, flag: dict):
-    seen = 0
+class BodyTimeout(Exception):
+    pass
 
-    async def counted():
-        nonlocal seen
-        message = await receive()
+
+def _setting(ctx: GateContext, scope, name: str):
+    """A body setting: the context's, else the app's settings (Starlette puts the app in the scope
+    before the middleware runs, and configure_app keeps the settings on app.state); None if neither."""
+    value = getattr(ctx, name, None)
+    if value is None:
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        value = getattr(settings, name, None)
+    return value
+
+
+def _guarded_receive(receive, limit: int, timeout: float | None, refused: dict):
+    """``receive`` that counts body bytes against ``limit`` and gives up ``timeout`` seconds after
+    the request started. Once the body is complete, later receives (a wait for the client's
+    disconnect while the model runs) pass through with no deadline."""
+    seen = 0
+    done = False
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+
+    async def guarded():
+        nonlocal seen, done
+        if done or deadline is None:
+            message = await receive()
+        else:
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+            except asyncio.TimeoutError:
+                refused["status"] = 408
+                refused["detail"] = f"request body not received within {timeout:g} s; send it faster"
+                raise BodyTimeout() from None
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                flag["hit"], flag["limit"] = True, limit
+                refused["status"] = 413
+                refused["detail"] = (f"request body is larger than the {limit // (1024 * 1024)} MB "
+                                     "allowed for this route")
                 raise BodyTooLarge()
+            done = done or not message.get("more_body", False)
+        else:
+            done = True  # http.disconnect: nothing more will come
         return message
 
-    return counted
+    return guarded
 
 
 def route_matcher(routes) -> Callable[[dict], str | None]:

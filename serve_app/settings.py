@@ -36,6 +36,13 @@ class Settings(BaseModel):
     max_reference_seconds: float = Field(60, gt=0)
     max_content_seconds: float = Field(600, gt=0)
     max_text_chars: int = Field(2000, ge=1)
+    body_timeout_s: float = Field(
+        120, gt=0, description="seconds a client has to send a model route's whole request body, from the "
+                               "request's start; a slower upload (e.g. a slowloris trickle) is answered 408")
+    require_content_length: bool = Field(
+        False, description="refuse (411) a model route's body sent without Content-Length (chunked): behind "
+                           "Ray Serve's proxy such a body is buffered as fast as the client sends it, so its "
+                           "size is only found out after hundreds of MB; every usual client declares it")
 
     # Progress
     task_ttl_s: float = Field(600, gt=0)

@@ -22,6 +22,7 @@ INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
 # deployments (as production does): both paths through real handles.
 INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_content_mb=3,
                         max_reference_mb=1, max_content_seconds=30, max_reference_seconds=10,
+                        body_timeout_s=5, require_content_length=True,
                         inline_parts=["vevo", "vevosing", "metis"])
 INGRESS_REPLICAS = 2
 # Reference data the G2P reads (tests may use ../shared; the product fetches its own copy).

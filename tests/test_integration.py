@@ -97,7 +97,7 @@ def test_error_codes(served, case):
     good = wav_bytes(0.5)
     expect = {"no_key": 401, "bad_key": 401, "not_audio": 415, "corrupt": 400, "too_short": 400,
               "missing_field": 422, "bad_vocoder_name": 422, "out_of_range": 422, "bad_task_id": 400,
-              "content_length": 413, "streamed": 413, "wrong_method": 405}[case]
+              "content_length": 413, "streamed": 411, "wrong_method": 405}[case]
     url = served.base_url + "/api/vocoder/hifigan"
     key = {"X-API-Key": served.fresh_key()}
     if case == "no_key":

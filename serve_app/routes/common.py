@@ -28,6 +28,8 @@ CONTENT_FIELDS = ("content_audio", "source_audio", "audio")
 _ERRORS = {
     400: "Invalid input: undecodable or empty audio, bad tokens, invalid X-Task-ID",
     401: "Missing or invalid API key",
+    408: "The request body did not arrive within body_timeout_s",
+    411: "No Content-Length header (where the server requires one: require_content_length)",
     413: "Upload larger than the field's limit",
     415: "Upload is not WAV, MP3, FLAC or OGG (or a .npy mel where accepted)",
     422: "A field is missing or out of range (FastAPI's validation list)",
