@@ -106,11 +106,18 @@ class PartHandles:
         handle = self.handles.get(deployment)
         if handle is None:
             raise ModelUnavailable(f"{self.family}: deployment {deployment} is not part of this application")
+        from ray.exceptions import RayActorError
+        from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+
         try:
             return await getattr(handle, method).remote(*args)
         except ModelError as exc:  # re-raised as a plain instance, so it crosses the next hop intact
             kind = ModelUnavailable if isinstance(exc, ModelUnavailable) else InvalidModelInput
             raise kind(getattr(exc, "detail", str(exc))) from None
+        except (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError):
+            # The part's replica died with this stage on it: Serve restarts it; the client may retry.
+            raise ModelUnavailable(f"{self.family}: deployment {deployment} lost the replica running "
+                                   f"{method}; it is being restarted, retry in a few seconds") from None
 
     def __getattr__(self, stage: str):
         owner = self.__dict__["stage_owner"].get(stage)

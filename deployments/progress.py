@@ -9,6 +9,7 @@ when a publish finds it gone.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 log = logging.getLogger("amphion.progress")
@@ -58,40 +59,106 @@ class ProgressReporter:
 
 
 class ActorPublisher:
-    """Fire-and-forget ``publish`` to the shared state actor, found by name.
+    """Fire-and-forget ``publish`` to the shared state actor, found by name (or, with ``connect``,
+    made by the caller's function: the ingress creates the actor when it is missing).
 
-    A publish that fails because the actor died marks it lost; the next publish looks it up again
-    (the ingress replaces a lost actor on its next call). Events published while no actor can be
-    found are dropped with a warning: progress must never hold up inference.
+    A publish that fails because the actor died is not lost: the event goes back into a queue, and
+    a worker thread (never Ray's own callback thread) looks the actor up again and sends the queued
+    events, oldest first, confirming each batch; events published meanwhile join the queue, so order
+    is kept. The ingress replaces a lost actor on its next call; events still without an actor after
+    ``retry_for_s`` are dropped with a warning: progress must never hold up inference.
     """
 
-    def __init__(self):
+    def __init__(self, connect=None, retry_for_s: float = 30.0):
         self.actor = None
-        self._lost = True
+        self._connect = connect
+        self.retry_for_s = retry_for_s
+        self._lock = threading.Lock()
+        self._pending: list[dict] = []   # events waiting for an actor, in publish order
+        self._retrying = False
 
     def _lookup(self):
         import ray
 
+        if self._connect is not None:
+            return self._connect()
         try:
-            self.actor = ray.get_actor(STATE_ACTOR_NAME, namespace=STATE_NAMESPACE)
-            self._lost = False
+            return ray.get_actor(STATE_ACTOR_NAME, namespace=STATE_NAMESPACE)
         except ValueError:
-            self.actor = None
-        return self.actor
+            return None
 
     def publish(self, event: dict) -> None:
-        actor = self._lookup() if self._lost or self.actor is None else self.actor
+        with self._lock:
+            if self._retrying:   # an earlier event is being re-sent: keep the order
+                self._pending.append(event)
+                return
+            actor = self.actor
         if actor is None:
-            log.warning("no shared state actor; progress event for %s dropped", event.get("task_id"))
-            return
-        actor.publish.remote(event).future().add_done_callback(self._check_published)
+            try:
+                actor = self._lookup()
+            except Exception:
+                log.exception("shared state actor lookup failed")
+                actor = None
+            if actor is None:
+                self._requeue(event)
+                return
+            self.actor = actor
+        actor.publish.remote(event).future().add_done_callback(
+            lambda future, event=event, actor=actor: self._check_published(future, event, actor))
 
-    def _check_published(self, future) -> None:
-        # Runs on one of Ray's own threads: no Ray calls here (they could deadlock), only a flag.
+    def _check_published(self, future, event: dict, actor) -> None:
+        # Runs on one of Ray's own threads: no Ray calls here (they could deadlock); the event goes
+        # back into the queue and the worker thread makes the calls.
         from ray.exceptions import RayActorError
 
         if isinstance(future.exception(), RayActorError):
-            self._lost = True
+            with self._lock:
+                if self.actor is actor:
+                    self.actor = None
+            self._requeue(event)
+
+    def _requeue(self, event: dict) -> None:
+        with self._lock:
+            self._pending.append(event)
+            if self._retrying:
+                return
+            self._retrying = True
+        threading.Thread(target=self._resend, name="progress-resend", daemon=True).start()
+
+    def _resend(self) -> None:
+        import ray
+        from ray.exceptions import RayActorError
+
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        while True:
+            with self._lock:
+                batch = sorted(self._pending, key=lambda e: e.get("timestamp", 0.0))
+                if not batch:
+                    self._retrying = False   # publish() sends directly again
+                    return
+            try:
+                actor = self.actor or self._lookup()
+                if actor is not None:
+                    ray.get([actor.publish.remote(e) for e in batch], timeout=10)
+                    self.actor = actor
+                    with self._lock:
+                        self._pending = self._pending[len(batch):]
+                    delay = 0.05
+                    continue
+            except (RayActorError, ray.exceptions.GetTimeoutError):
+                self.actor = None
+            except Exception:
+                log.exception("re-sending progress events failed")
+                self.actor = None
+            if time.monotonic() > deadline:
+                with self._lock:
+                    dropped, self._pending, self._retrying = self._pending, [], False
+                log.warning("no shared state actor for %.0f s; %d progress events dropped",
+                            self.retry_for_s, len(dropped))
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def progress_store():

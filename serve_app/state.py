@@ -69,6 +69,10 @@ class StateCore:
         A caller arriving after the task ended (after == 0) gets only the final event.
         """
         task = self._tasks.setdefault(task_id, _Task())
+        if after > len(task.events):
+            # An index past the log: this actor replaced a lost one and the log restarted; the
+            # caller gets what it has from the start (a final event included) rather than waiting.
+            after = 0
         if after == 0 and task.finished:
             return [task.events[-1]], len(task.events)
         if len(task.events) <= after:
@@ -124,9 +128,12 @@ class RayStateStore:
     def __init__(self, limits: tuple[int, int, float] | None = None):
         """`limits` = (per_minute, per_hour, task_ttl_s). Model replicas do not use this class:
         they publish through ``deployments.progress.ActorPublisher``."""
+        from deployments.progress import ActorPublisher
+
         self.limits = limits
-        self._lost = False
         self.actor = self._connect()
+        self._publisher = ActorPublisher(connect=self._connect)
+        self._publisher.actor = self.actor
 
     def _connect(self):
         actor = _actor_class().options(
@@ -154,20 +161,9 @@ class RayStateStore:
 
     def publish(self, event: dict) -> None:
         # Fire and forget: calls from one process reach the actor in submission order, and a
-        # progress event must never add latency to inference. A failure (the actor was lost) is
-        # noticed when the call completes, and the next events go to its replacement.
-        if self._lost:
-            log.warning("shared state actor was lost; progress goes to a new one")
-            self._lost = False
-            self.actor = self._connect()
-        self.actor.publish.remote(event).future().add_done_callback(self._check_published)
-
-    def _check_published(self, future) -> None:
-        # Runs on one of Ray's own threads: no Ray calls here (they could deadlock), only a flag.
-        from ray.exceptions import RayActorError
-
-        if isinstance(future.exception(), RayActorError):
-            self._lost = True
+        # progress event must never add latency to inference. An event that finds the actor lost
+        # is re-sent to its replacement (made here if no one has yet), in order.
+        self._publisher.publish(event)
 
     async def wait_events(self, task_id: str, after: int, timeout: float):
         return await self._call("wait_events", task_id, after, timeout)
