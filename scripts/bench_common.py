@@ -156,6 +156,15 @@ def wav_samples(data: bytes, sample_rate: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(audio, np.float32)
 
 
+def add_two_part_arguments(parser) -> None:
+    """The options every two-part benchmark takes: torch threads, and skipping either part."""
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (official children, "
+                        "in-process runs and every served replica)")
+    parser.add_argument("--skip-official", action="store_true", help="skip the official-size part")
+    parser.add_argument("--skip-served", action="store_true",
+                        help="skip the served vs in-process part (the only part that starts Ray)")
+
+
 def run_two_part_benchmark(opts, *, child, official_part, route_part, summary) -> None:
     """The shape of the two-part benchmarks: with ``--child NAME`` this process is one official-size
     model's child (prints its figures as JSON); otherwise the official part and the served part,

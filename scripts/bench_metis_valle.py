@@ -64,8 +64,8 @@ import time
 from pathlib import Path
 
 from bench_common import (
-    BENCH_KEY, ChildBench, NO_LIMITS, ROOT, post_recording, run_two_part_benchmark, speech_like_wav, start_serve_retrying,
-    stop_serve, wav_samples,
+    BENCH_KEY, NO_LIMITS, ROOT, ChildBench, add_two_part_arguments, post_recording, run_two_part_benchmark,
+    speech_like_wav, start_serve_retrying, stop_serve, wav_samples,
 )
 from bench_maskgct import wait_quiet
 from bench_tta import (
@@ -626,11 +626,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Metis and DualCodec-VALL-E cost: official sizes with random weights (AR tokens/s, NAR pass, "
                     "Metis stage-1 step) and the tiny-weight routes served vs in process.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (official children, "
-                        "in-process runs and every served replica)")
-    parser.add_argument("--skip-official", action="store_true", help="skip the official-size part")
-    parser.add_argument("--skip-served", action="store_true",
-                        help="skip the served vs in-process part (the only part that starts Ray)")
+    add_two_part_arguments(parser)
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs: AR decodes, NAR passes, Metis steps per cfg, requests per route and path")
     parser.add_argument("--tokens", type=int, default=50, help="new AR tokens per timed run")

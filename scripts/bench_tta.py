@@ -61,8 +61,8 @@ import time
 from pathlib import Path
 
 from bench_common import (
-    BENCH_KEY, NO_LIMITS, ROOT, load, percentiles, post_recording, run_two_part_benchmark, start_serve_retrying,
-    stop_serve, wav_samples,
+    BENCH_KEY, NO_LIMITS, ROOT, add_two_part_arguments, load, percentiles, post_recording,
+    run_two_part_benchmark, start_serve_retrying, stop_serve, wav_samples,
 )
 from bench_maskgct import _cpu_jiffies, wait_quiet
 
@@ -822,11 +822,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Text-to-audio cost: official sizes with random weights (per-step time, decode, RTF, "
                     "parameters, peak RSS) and the tiny-weight routes served vs in process.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (official children, "
-                        "in-process services and every served replica)")
-    parser.add_argument("--skip-official", action="store_true", help="skip the official-size part")
-    parser.add_argument("--skip-served", action="store_true",
-                        help="skip the served vs in-process part (the only part that starts Ray)")
+    add_two_part_arguments(parser)
     parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], default=list(MODELS),
                         help=f"official-size models to measure, comma-separated, of {','.join(MODELS)}")
     parser.add_argument("--repeats", type=int, default=5, help="timed denoising steps per official model")

@@ -166,8 +166,12 @@ def test_ingress_replica_killed_under_load(served):
     # 500 (its proxy maps only 408/429/503 from a dead replica; nothing in the app sees them). Known
     # limitation, bounded here by the number of clients; every other answer must keep the contract.
     proxy_500 = [p for p in report["problems"] if p.endswith("HTTP 500: Internal Server Error")]
-    assert len(proxy_500) <= 6, report["problems"]
-    assert report["problem_count"] == len(proxy_500), report["problems"]
+    # A progress socket served by the killed replica dies with it (the TCP connection is gone, no close
+    # frame): the client reconnects to the other replica and reads the task's events from the shared
+    # state. Also bounded by the number of clients.
+    sockets_lost = [p for p in report["problems"] if "progress socket: ConnectionClosed" in p]
+    assert len(proxy_500) <= 6 and len(sockets_lost) <= 6, report["problems"]
+    assert report["problem_count"] == len(proxy_500) + len(sockets_lost), report["problems"]
     _wait_healthy()
     for _ in range(4):   # both ingress replicas (the new one included) serve
         r = httpx.post(served.base_url + "/api/vocoder/hifigan", headers={"X-API-Key": served.fresh_key()},
