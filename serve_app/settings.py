@@ -47,6 +47,13 @@ class Settings(BaseModel):
     # Progress
     task_ttl_s: float = Field(600, gt=0)
 
+    # Storage shared by every ingress replica: saved voices and async job results live under it.
+    # One machine: a local folder; a cluster: a mount every ingress node sees (NFS, EFS, Filestore).
+    storage_dir: str = Field(
+        default_factory=lambda: os.environ.get("AMPHION_STORAGE_DIR", str(Path.home() / ".local/share/amphion-serve")),
+        description="folder for saved voices and async job results, shared by every ingress replica "
+                    "(AMPHION_STORAGE_DIR overrides the default)")
+
     # Models
     weights: str = Field("auto", pattern="^(pretrained|tiny|auto)$")
 

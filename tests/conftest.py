@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +24,8 @@ INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
 INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_content_mb=3,
                         max_reference_mb=1, max_content_seconds=30, max_reference_seconds=10,
                         body_timeout_s=5, require_content_length=True,
-                        inline_parts=["vevo", "vevosing", "metis"])
+                        inline_parts=["vevo", "vevosing", "metis"],
+                        storage_dir=str(Path(tempfile.mkdtemp(prefix="amphion-storage-"))))
 INGRESS_REPLICAS = 2
 # Reference data the G2P reads (tests may use ../shared; the product fetches its own copy).
 G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
