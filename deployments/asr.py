@@ -18,6 +18,7 @@ from ray import serve
 from deployments.base import Loaded, Loading, ModelService
 from deployments.components import ASR
 from deployments.errors import InvalidModelInput
+from deployments.runtime import MAX_QUEUED_REQUESTS
 from deployments.topology import Family, Part
 from models.audio.resample import to_rate
 
@@ -68,6 +69,7 @@ WhisperASRDeployment = serve.deployment(
     WhisperASRService,
     name=ASR,
     max_ongoing_requests=8,
+    max_queued_requests=MAX_QUEUED_REQUESTS,
     health_check_period_s=10,
     graceful_shutdown_timeout_s=300,
     ray_actor_options={"num_cpus": 0.5},

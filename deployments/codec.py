@@ -23,7 +23,7 @@ from deployments.base import Loaded, Loading, ModelService
 from deployments.components import joined_kind
 from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.maskgct import SEMANTIC
-from deployments.runtime import apply_batching, inside_serve
+from deployments.runtime import MAX_QUEUED_REQUESTS, apply_batching, inside_serve
 from deployments.topology import Entry, Family
 from models.audio.wav import encode_wav
 
@@ -174,7 +174,8 @@ class FACodecService(BatchedCodecService):
 
 
 FACodecDeployment = serve.deployment(
-    FACodecService, name="FACodec", max_ongoing_requests=32, health_check_period_s=10, graceful_shutdown_timeout_s=120,
+    FACodecService, name="FACodec", max_ongoing_requests=32, max_queued_requests=MAX_QUEUED_REQUESTS,
+    health_check_period_s=10, graceful_shutdown_timeout_s=120,
     ray_actor_options={"num_cpus": 0.5},
 )
 
@@ -324,7 +325,8 @@ def _to_w2v_bert_rate(audio_24k: np.ndarray) -> np.ndarray:
 
 
 DualCodecDeployment = serve.deployment(
-    DualCodecService, name="DualCodec", max_ongoing_requests=32, health_check_period_s=10, graceful_shutdown_timeout_s=120,
+    DualCodecService, name="DualCodec", max_ongoing_requests=32, max_queued_requests=MAX_QUEUED_REQUESTS,
+    health_check_period_s=10, graceful_shutdown_timeout_s=120,
     ray_actor_options={"num_cpus": 0.5},
 )
 

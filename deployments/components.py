@@ -18,15 +18,18 @@ from typing import Callable, Mapping
 import numpy as np
 
 from deployments.base import LOADING_ARGS, Loaded, Loading, ModelService
-from deployments.errors import InvalidModelInput, ModelError, ModelUnavailable
+from deployments.errors import InvalidModelInput, ModelError, ModelUnavailable, handle_call_failure
+from deployments.runtime import MAX_QUEUED_REQUESTS
 from deployments.topology import Part, PartRecipe, stage_owners
 from models.audio.wav import encode_wav
 
 INFO_TIMEOUT_S = 2.5
 #: Code defaults of part and entry deployments (the config files set the real numbers).
-PART_DEPLOYMENT_DEFAULTS = dict(max_ongoing_requests=16, health_check_period_s=10, graceful_shutdown_timeout_s=300,
+PART_DEPLOYMENT_DEFAULTS = dict(max_ongoing_requests=16, max_queued_requests=MAX_QUEUED_REQUESTS,
+                                health_check_period_s=10, graceful_shutdown_timeout_s=300,
                                 ray_actor_options={"num_cpus": 0.5})
-ENTRY_DEPLOYMENT_DEFAULTS = dict(max_ongoing_requests=8, health_check_period_s=10, graceful_shutdown_timeout_s=600,
+ENTRY_DEPLOYMENT_DEFAULTS = dict(max_ongoing_requests=8, max_queued_requests=MAX_QUEUED_REQUESTS,
+                                 health_check_period_s=10, graceful_shutdown_timeout_s=600,
                                  ray_actor_options={"num_cpus": 0.5})
 #: The shared speech-recognition deployment (prompts sent without a transcript).
 ASR = "WhisperASR"
@@ -106,18 +109,16 @@ class PartHandles:
         handle = self.handles.get(deployment)
         if handle is None:
             raise ModelUnavailable(f"{self.family}: deployment {deployment} is not part of this application")
-        from ray.exceptions import RayActorError
-        from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
-
         try:
             return await getattr(handle, method).remote(*args)
         except ModelError as exc:  # re-raised as a plain instance, so it crosses the next hop intact
-            kind = ModelUnavailable if isinstance(exc, ModelUnavailable) else InvalidModelInput
+            kind = type(exc) if isinstance(exc, (ModelUnavailable, InvalidModelInput)) else InvalidModelInput
             raise kind(getattr(exc, "detail", str(exc))) from None
-        except (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError):
-            # The part's replica died with this stage on it: Serve restarts it; the client may retry.
-            raise ModelUnavailable(f"{self.family}: deployment {deployment} lost the replica running "
-                                   f"{method}; it is being restarted, retry in a few seconds") from None
+        except Exception as exc:
+            failure = handle_call_failure(exc, deployment, f"running {method}")
+            if failure is None:
+                raise
+            raise type(failure)(f"{self.family}: {failure.detail}") from None
 
     def __getattr__(self, stage: str):
         owner = self.__dict__["stage_owner"].get(stage)

@@ -125,6 +125,13 @@ class ActorPublisher:
             self._retrying = True
         threading.Thread(target=self._resend, name="progress-resend", daemon=True).start()
 
+    @staticmethod
+    def _send_confirmed(actor, events: list[dict]) -> None:
+        """Publish ``events`` in order and wait until the actor has them (raises if it died)."""
+        import ray
+
+        ray.get([actor.publish.remote(e) for e in events], timeout=10)
+
     def _resend(self) -> None:
         import ray
         from ray.exceptions import RayActorError
@@ -140,7 +147,7 @@ class ActorPublisher:
             try:
                 actor = self.actor or self._lookup()
                 if actor is not None:
-                    ray.get([actor.publish.remote(e) for e in batch], timeout=10)
+                    self._send_confirmed(actor, batch)
                     self.actor = actor
                     with self._lock:
                         self._pending = self._pending[len(batch):]

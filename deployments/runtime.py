@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+#: Requests each caller (an ingress replica, an entry replica) may queue for one deployment before it
+#: refuses the next with a 503 and Retry-After (Serve's ``max_queued_requests``; unbounded by default,
+#: so an overloaded replica would keep clients waiting for minutes). The config files set their own.
+MAX_QUEUED_REQUESTS = 16
+
 
 def select_device(requested: str | None = None) -> str:
     import torch

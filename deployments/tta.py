@@ -21,7 +21,7 @@ from ray import serve
 
 from deployments.base import Loaded, Loading, ModelService
 from deployments.errors import InvalidModelInput, ModelUnavailable
-from deployments.runtime import apply_batching, inside_serve
+from deployments.runtime import MAX_QUEUED_REQUESTS, apply_batching, inside_serve
 from deployments.topology import Entry, Family
 from models.audio.wav import encode_wav
 from models.weights import WeightsUnavailable
@@ -175,7 +175,7 @@ class AudioLDMService(ModelService):
                 for w, p in zip(waves, payloads)]
 
 
-AudioLDMDeployment = serve.deployment(AudioLDMService, name="AudioLDM", max_ongoing_requests=16,
+AudioLDMDeployment = serve.deployment(AudioLDMService, name="AudioLDM", max_ongoing_requests=16, max_queued_requests=MAX_QUEUED_REQUESTS,
                                       health_check_period_s=10, graceful_shutdown_timeout_s=600,
                                       ray_actor_options={"num_cpus": 0.5})
 
@@ -270,7 +270,7 @@ class PicoAudioService(ModelService):
                 for w, p in zip(waves, payloads)]
 
 
-PicoAudioDeployment = serve.deployment(PicoAudioService, name="PicoAudio", max_ongoing_requests=16,
+PicoAudioDeployment = serve.deployment(PicoAudioService, name="PicoAudio", max_ongoing_requests=16, max_queued_requests=MAX_QUEUED_REQUESTS,
                                        health_check_period_s=10, graceful_shutdown_timeout_s=600,
                                        ray_actor_options={"num_cpus": 0.5})
 

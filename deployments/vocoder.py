@@ -14,7 +14,7 @@ from ray import serve
 
 from deployments.base import Loaded, Loading, ModelService
 from deployments.errors import InvalidModelInput
-from deployments.runtime import apply_batching, inside_serve
+from deployments.runtime import MAX_QUEUED_REQUESTS, apply_batching, inside_serve
 from deployments.topology import Entry, Family
 from models import registry
 from models.audio.wav import encode_wav
@@ -108,6 +108,7 @@ VocoderDeployment = serve.deployment(
     VocoderService,
     name="Vocoder",
     max_ongoing_requests=32,
+    max_queued_requests=MAX_QUEUED_REQUESTS,
     health_check_period_s=10,
     graceful_shutdown_timeout_s=60,
 )

@@ -21,6 +21,20 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench_results"
 BENCH_KEY = "bench-key-0001"
 # Benchmarks measure serving, not the rate limiter's refusals.
+#: Data folders the application reads besides weights (the product fetches its own copies; machines
+#: here cannot, so tests and benchmarks lend it the copies in ../shared/data): variable -> folder.
+SHARED_DATA = {"AMPHION_G2P_DATA": ROOT.parent / "shared" / "data" / "maskgct_g2p",
+               "AMPHION_VALLE_TEXT_DIR": ROOT.parent / "shared" / "data" / "valle_text",
+               "AMPHION_VOICE_DATA": ROOT.parent / "shared" / "data" / "default_voice"}
+
+
+def shared_data_env(env=None) -> dict[str, str]:
+    """The SHARED_DATA variables to lend: those whose folder exists and that ``env`` (default: this
+    process's environment) does not set already."""
+    env = os.environ if env is None else env
+    return {var: str(folder) for var, folder in SHARED_DATA.items() if var not in env and folder.is_dir()}
+
+
 NO_LIMITS = dict(rate_limit_per_minute=10**9, rate_limit_per_hour=10**9)
 
 
@@ -89,6 +103,7 @@ def start_serve(args: dict, **compose_kwargs) -> str:
 
     os.environ["AMPHION_API_KEYS"] = BENCH_KEY
     os.environ.update(REPLICA_ENV)
+    os.environ.update(shared_data_env())   # replicas inherit the driver's environment
     # Logical CPUs: enough for every replica of the whole application to be scheduled (as the tests).
     ray.init(num_cpus=32, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": {"AMPHION_API_KEYS": BENCH_KEY, **REPLICA_ENV}})

@@ -36,9 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import NO_LIMITS, ROOT, percentiles, save, speech_like_wav
+from bench_common import NO_LIMITS, ROOT, SHARED_DATA, percentiles, save, speech_like_wav
 
-G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
+G2P_DATA = SHARED_DATA["AMPHION_G2P_DATA"]
+
 THREADS = os.cpu_count() or 1
 
 # The route's inputs (and the in-process comparison's).
@@ -322,7 +323,6 @@ def serve_route(wav: bytes, requests: int, warmup: int, max_wait_s: float) -> di
 
     from bench_common import BENCH_KEY, start_serve, stop_serve
 
-    os.environ["AMPHION_G2P_DATA"] = str(G2P_DATA)
     t0 = time.perf_counter()
     try:
         base = start_serve({"weights": "tiny", "dev_mode": False, "torch_threads": THREADS, **NO_LIMITS})

@@ -37,15 +37,12 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_common import SHARED_DATA, shared_data_env  # noqa: E402
 DEFAULT_CONFIG = ROOT / "config" / "serve.local.yaml"
 DEFAULT_OUT = ROOT / "bench_results"
 DEV_KEY = "amphion-dev-key-change-in-production"
-G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
-#: The data folders the application reads besides weights (the product fetches its own copies; this
-#: machine cannot, so the benchmark lends it the test copies): variable -> folder.
-SHARED_DATA = {"AMPHION_G2P_DATA": G2P_DATA,
-               "AMPHION_VALLE_TEXT_DIR": ROOT.parent / "shared" / "data" / "valle_text",
-               "AMPHION_VOICE_DATA": ROOT.parent / "shared" / "data" / "default_voice"}
 BIN = Path(sys.executable).parent
 SETTLED = {"ready", "unavailable", "not_implemented"}   # not_implemented: a route with no model built yet
 REFERENCE_TEXT = "Please call Stella and ask her to bring these things with her from the store."
@@ -727,9 +724,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> int:
     env = dict(os.environ)
     env.setdefault("RAY_AUTH_MODE", "token")   # Ray 2.60 turns token auth on for local clusters (Makefile `status`)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    for variable, folder in SHARED_DATA.items():
-        if variable not in env and folder.is_dir():
-            env[variable] = str(folder)
+    env.update(shared_data_env(env))
     env.pop("RAY_ADDRESS", None)
     log(f"code under test: {ROOT} ({git_describe()}); config {config_path}"
         + (f" deployed as {deploy_path} (port {port})" if deploy_path != config_path else ""))

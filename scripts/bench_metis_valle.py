@@ -57,15 +57,13 @@ import argparse
 import asyncio
 import gc
 import math
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from bench_common import (
-    BENCH_KEY, NO_LIMITS, ROOT, ChildBench, add_two_part_arguments, post_recording, run_two_part_benchmark,
-    speech_like_wav, start_serve_retrying, stop_serve, wav_samples,
+    BENCH_KEY, NO_LIMITS, SHARED_DATA, ChildBench, add_two_part_arguments, post_recording,
+    run_two_part_benchmark, speech_like_wav, start_serve_retrying, stop_serve, wav_samples,
 )
 from bench_maskgct import wait_quiet
 from bench_tta import (
@@ -86,22 +84,8 @@ SEED = 1234
 SR = 24000
 VALLE_FRAME_RATE = 12.5     # DualCodec 12hz_v1 frames per second
 METIS_FRAME_RATE = 50       # semantic frames per second
-# Shared data next to the repository: environment variable -> folder (the routes' text front ends and
-# the built-in voice; every family of the application reads its own at start-up).
-SHARED_DATA = {"AMPHION_G2P_DATA": "maskgct_g2p", "AMPHION_VALLE_TEXT_DIR": "valle_text",
-               "AMPHION_VOICE_DATA": "default_voice"}
 TTS_TEXT = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 REFERENCE_TEXT = "This is a short reference sentence for the voice."
-
-
-def shared_dir(folder: str) -> Path:
-    return ROOT.parent / "shared" / "data" / folder
-
-
-def set_shared_env() -> None:
-    for env, folder in SHARED_DATA.items():
-        if shared_dir(folder).is_dir():
-            os.environ.setdefault(env, str(shared_dir(folder)))
 
 
 def ms(seconds: float) -> float:
@@ -336,7 +320,7 @@ def in_process_pipelines(opts: argparse.Namespace, inputs: dict) -> tuple[dict, 
 
     torch.set_num_threads(opts.threads)
     t0 = time.perf_counter()
-    pipe = MetisPipeline.from_weights("tiny", tasks=("tts", "vc", "se"), g2p_data=shared_dir("maskgct_g2p"))
+    pipe = MetisPipeline.from_weights("tiny", tasks=("tts", "vc", "se"), g2p_data=SHARED_DATA["AMPHION_G2P_DATA"])
     build_s = time.perf_counter() - t0
     ref, src = inputs["reference"], inputs["source"]
     jobs = {
@@ -482,8 +466,7 @@ def served(opts: argparse.Namespace, inputs: dict, service_outputs: dict) -> dic
 
 
 def route_part(opts: argparse.Namespace) -> dict:
-    set_shared_env()
-    missing = [f for f in SHARED_DATA.values() if not shared_dir(f).is_dir()]
+    missing = [str(f) for f in SHARED_DATA.values() if not f.is_dir()]
     inputs = route_inputs()
     out: dict = {"what": f"tiny weights, 3 s reference, 2.5 s source / noisy clip, text {TTS_TEXT!r}, seed {SEED}, "
                          f"route defaults otherwise, concurrency 1, median of {opts.repeats} requests after 1 "

@@ -77,7 +77,6 @@ SEED = 1234
 AUDIOLDM_PROMPT = "a dog barking in the park while rain falls"
 # Data files other families read at start-up (start_serve waits for every model of the application
 # to be ready): environment variable -> folder of the shared data next to the repository.
-SHARED_DATA = {"AMPHION_G2P_DATA": "maskgct_g2p", "AMPHION_VALLE_TEXT_DIR": "valle_text"}
 
 # ---------------------------------------------------------------------------------------------
 # Official configurations of cvssp/audioldm-s-full-v2, diffusers layout. The checkpoint's original
@@ -643,9 +642,6 @@ def served(opts: argparse.Namespace, local_outputs: dict[str, bytes], local_pico
     import httpx
     import numpy as np
 
-    for env, folder in SHARED_DATA.items():   # the whole application starts, other families included
-        if (ROOT.parent / "shared" / "data" / folder).is_dir():
-            os.environ.setdefault(env, str(ROOT.parent / "shared" / "data" / folder))
     try:
         base, startup_s, start_errors = start_serve_retrying(
             {"weights": "tiny", "dev_mode": False, "torch_threads": opts.threads, **NO_LIMITS},

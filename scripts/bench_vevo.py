@@ -61,14 +61,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_common import BENCH_KEY, NO_LIMITS, RESULTS, ROOT, percentiles, speech_like_wav
+from bench_common import BENCH_KEY, NO_LIMITS, RESULTS, ROOT, SHARED_DATA, percentiles, speech_like_wav
 from bench_maskgct import CpuWindow, _cpu_name, wait_quiet
 
 PARTS = ("ar", "fm", "route")
 AR_MODELS = ("Vq32ToVq8192", "ar_emilia101k_singnet7k")
 FM_MODELS = ("Vq8192ToMels", "fm_emilia101k_singnet7k")
 DTYPES = ("float32", "float16", "bfloat16")
-G2P_DATA = Path(os.environ.get("AMPHION_G2P_DATA") or ROOT.parent / "shared" / "data" / "maskgct_g2p")
+G2P_DATA = Path(os.environ.get("AMPHION_G2P_DATA") or SHARED_DATA["AMPHION_G2P_DATA"])
 
 # Token rates (per second of audio).
 MEL_HZ = 50.0            # Vevo's vq8192 ids, the mel of both FMs (24 kHz, hop 480)
@@ -516,7 +516,6 @@ def start_app(args: dict) -> str:
     TTS route reads."""
     from bench_common import start_serve
 
-    os.environ["AMPHION_G2P_DATA"] = str(G2P_DATA)
     return start_serve(args)
 
 

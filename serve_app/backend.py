@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from deployments.errors import ModelUnavailable
+from deployments.errors import ModelError, ModelUnavailable, handle_call_failure
 
 log = logging.getLogger("amphion.ingress")
 
@@ -68,18 +68,16 @@ class ServeBackend(_Backend):
         return handle
 
     async def _invoke(self, handle, method: str, *args):
-        from ray.exceptions import RayActorError
-        from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
-
         try:
             return await getattr(handle, method).remote(*args)
-        except (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError) as exc:
-            # The replica died (or was being replaced) with this request on it: Serve starts a new
-            # one, so the client may retry; a 503 that says so, never a 500.
-            log.warning("deployment %s lost a replica during %s: %s", handle.deployment_name, method,
-                        type(exc).__name__)
-            raise ModelUnavailable(f"deployment {handle.deployment_name} lost the replica serving this "
-                                   "request; it is being restarted, retry in a few seconds") from None
+        except ModelError:
+            raise
+        except Exception as exc:
+            failure = handle_call_failure(exc, handle.deployment_name, "serving this request")
+            if failure is None:
+                raise
+            log.warning("deployment %s: %s during %s", handle.deployment_name, type(exc).__name__, method)
+            raise failure from None
 
 
 class LocalBackend(_Backend):

@@ -70,7 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _model_error(request: Request, exc: ModelError):
         if exc.status_code >= 500 and exc.status_code != 503:
             return internal_error_response(_request_id(request))
-        return error_response(exc.status_code, exc.detail)
+        return error_response(exc.status_code, exc.detail, getattr(exc, "retry_headers", dict)())
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):

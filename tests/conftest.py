@@ -15,6 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_common import SHARED_DATA, shared_data_env  # noqa: E402
 
 INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
 # Small upload limits keep the 413 tests cheap; the numbers are configuration, not code.
@@ -27,12 +30,11 @@ INTEGRATION_ARGS = dict(weights="tiny", dev_mode=False, torch_threads=1, max_con
                         inline_parts=["vevo", "vevosing", "metis"],
                         storage_dir=str(Path(tempfile.mkdtemp(prefix="amphion-storage-"))))
 INGRESS_REPLICAS = 2
-# Reference data the G2P reads (tests may use ../shared; the product fetches its own copy).
-G2P_DATA = ROOT.parent / "shared" / "data" / "maskgct_g2p"
-# DualCodec-VALL-E's text vocabulary (Whisper's multilingual.tiktoken), likewise.
-VALLE_TEXT = ROOT.parent / "shared" / "data" / "valle_text"
-# The built-in default voice (Metis TTS without a reference), likewise.
-VOICE_DATA = ROOT.parent / "shared" / "data" / "default_voice"
+# Reference data the application reads (tests may use ../shared; the product fetches its own copies):
+# the G2P tables, DualCodec-VALL-E's text vocabulary, the built-in default voice.
+G2P_DATA = SHARED_DATA["AMPHION_G2P_DATA"]
+VALLE_TEXT = SHARED_DATA["AMPHION_VALLE_TEXT_DIR"]
+VOICE_DATA = SHARED_DATA["AMPHION_VOICE_DATA"]
 
 
 def _free_port() -> int:
@@ -89,9 +91,7 @@ def served():
     os.environ["AMPHION_API_KEYS"] = ",".join(INTEGRATION_KEYS)
     os.environ.update(REPLICA_ENV)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    extra_env = {**({"AMPHION_G2P_DATA": str(G2P_DATA)} if G2P_DATA.is_dir() else {}),
-                 **({"AMPHION_VALLE_TEXT_DIR": str(VALLE_TEXT)} if VALLE_TEXT.is_dir() else {}),
-                 **({"AMPHION_VOICE_DATA": str(VOICE_DATA)} if VOICE_DATA.is_dir() else {})}
+    extra_env = shared_data_env({})
     os.environ.update(extra_env)
     port = _free_port()
     # Logical CPUs: enough for every replica to be scheduled; the real load is what the tests send.

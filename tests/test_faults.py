@@ -19,43 +19,12 @@ from tests.test_integration import wav_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from fault_injection import (  # noqa: E402
+    INGRESS, kill_one_replica, kill_state_actor, replica_actor_names, wait_healthy,
+)
 from load_test import ROUTES, format_report, run_load  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-APP = "amphion"
-
-
-def _replica_actor_names(deployment: str) -> list[str]:
-    """The named actors of ``deployment``'s live replicas (``SERVE_REPLICA::amphion#<deployment>#<id>``)."""
-    import ray
-
-    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                  if a["namespace"] == "serve" and a["name"].split("::", 1)[-1].startswith(f"{APP}#{deployment}#"))
-
-
-def _kill_one_replica(deployment: str) -> str:
-    import ray
-
-    names = _replica_actor_names(deployment)
-    assert names, f"no replica of {deployment} found"
-    ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=True)
-    return names[0]
-
-
-def _wait_healthy(timeout_s: float = 120.0) -> None:
-    """Until Serve reports the application and every deployment HEALTHY (the replacement replicas up)."""
-    from ray import serve
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        app = serve.status().applications.get(APP)
-        bad = {} if app is None else {name: d.status for name, d in app.deployments.items()
-                                      if str(getattr(d.status, "value", d.status)) != "HEALTHY"}
-        if app is not None and str(getattr(app.status, "value", app.status)) == "RUNNING" and not bad:
-            return
-        assert time.monotonic() < deadline, f"not healthy after {timeout_s:.0f} s: {bad}"
-        time.sleep(1)
 
 
 class _Background:
@@ -95,13 +64,15 @@ class _Background:
         return self.report
 
 
-def _slow_request_killed_mid_flight(served, path, data, files, deployment) -> tuple[httpx.Response, str]:
-    """POST a request with its progress socket open; at its first 'running' event kill one replica of
-    ``deployment`` (found beforehand: the kill itself is immediate); the response and the replica killed."""
+def _slow_request_killed_mid_flight(served, path, data, files, deployment,
+                                    stage: str | None = None) -> tuple[httpx.Response, str]:
+    """POST a request with its progress socket open; at its first 'running' event (of ``stage``, when
+    given: a step the part replica itself is computing) kill one replica of ``deployment`` (found
+    beforehand: the kill itself is immediate); the response and the replica killed."""
     import ray
     import websockets
 
-    name = _replica_actor_names(deployment)[0]
+    name = replica_actor_names(deployment)[0]
     replica = ray.get_actor(name, namespace="serve")
     key = served.fresh_key()
     task_id = f"fault-{deployment}-{time.time_ns()}"
@@ -112,7 +83,8 @@ def _slow_request_killed_mid_flight(served, path, data, files, deployment) -> tu
             async with websockets.connect(f"{served.ws_url}/ws/progress/{task_id}",
                                           additional_headers={"X-API-Key": key}) as ws:
                 async for message in ws:
-                    if json.loads(message)["status"] == "running" and not killed:
+                    event = json.loads(message)
+                    if event["status"] == "running" and stage in (None, event["stage"]) and not killed:
                         ray.kill(replica, no_restart=True)
                         killed["name"] = name
         watcher = asyncio.create_task(watch())
@@ -132,24 +104,26 @@ TTS = ("/api/tts/maskgct", {"text": "Hello there, nice to meet you again today."
                             "language": "en", "target_len": "6.0"})
 
 
-@pytest.mark.parametrize("deployment", ["MaskGCT", "MaskGCTT2S"])
-def test_model_replica_killed_mid_request_answers_503_retry(served, deployment):
-    """The entry (ingress -> entry hop, serve_app/backend.py) and a part (entry -> part hop, PartHandles.call)."""
+@pytest.mark.parametrize("deployment, stage", [("MaskGCT", None), ("MaskGCTT2S", "t2s")])
+def test_model_replica_killed_mid_request_answers_503_retry(served, deployment, stage):
+    """The entry (ingress -> entry hop, serve_app/backend.py) and a part killed while it computes the
+    request's T2S steps (entry -> part hop, PartHandles.call)."""
     load = _Background(served, [served.fresh_key() for _ in range(3)])
     try:
         path, data = TTS
-        r, killed = _slow_request_killed_mid_flight(served, path, data,
-                                                    {"reference_audio": ("ref.wav", wav_bytes(2.0))}, deployment)
+        # The most T2S steps the route allows: the part is mid-call for as long as possible when the
+        # kill, triggered by its first step's event, lands.
+        r, killed = _slow_request_killed_mid_flight(served, path, dict(data, n_timesteps="100"),
+                                                    {"reference_audio": ("ref.wav", wav_bytes(2.0))}, deployment,
+                                                    stage)
         print(deployment, killed, r.status_code, r.text[:300])
-        if killed:
-            assert r.status_code in (200, 503), r.text   # 200 only if it finished before the kill landed
-            if r.status_code == 503:
-                assert "retry" in r.json()["detail"].lower(), r.text
     finally:
         report = load.finish()
     assert killed, "the request finished before a replica could be killed"
+    assert r.status_code == 503, r.text
+    assert "retry" in r.json()["detail"].lower(), r.text
     assert report["ok"], report["problems"]
-    _wait_healthy()
+    wait_healthy()
     ok = httpx.post(served.base_url + path, headers={"X-API-Key": served.fresh_key()}, data=data,
                     files={"reference_audio": ("ref.wav", wav_bytes(2.0))}, timeout=120)
     assert ok.status_code == 200, ok.text
@@ -158,21 +132,20 @@ def test_model_replica_killed_mid_request_answers_503_retry(served, deployment):
 def test_ingress_replica_killed_under_load(served):
     load = _Background(served, [served.fresh_key() for _ in range(3)], clients=6)
     time.sleep(3)
-    killed = _kill_one_replica("AmphionIngress")
+    killed = kill_one_replica(INGRESS)
     time.sleep(8)
     report = load.finish()
     print("killed", killed)
     # Requests in flight on the killed ingress replica get Ray Serve's own proxy answer, a plain-text
     # 500 (its proxy maps only 408/429/503 from a dead replica; nothing in the app sees them). Known
     # limitation, bounded here by the number of clients; every other answer must keep the contract.
-    proxy_500 = [p for p in report["problems"] if p.endswith("HTTP 500: Internal Server Error")]
     # A progress socket served by the killed replica dies with it (the TCP connection is gone, no close
     # frame): the client reconnects to the other replica and reads the task's events from the shared
-    # state. Also bounded by the number of clients.
-    sockets_lost = [p for p in report["problems"] if "progress socket: ConnectionClosed" in p]
-    assert len(proxy_500) <= 6 and len(sockets_lost) <= 6, report["problems"]
-    assert report["problem_count"] == len(proxy_500) + len(sockets_lost), report["problems"]
-    _wait_healthy()
+    # state. Both kinds are bounded by the number of clients.
+    casualties = report["casualties"]
+    assert casualties["proxy_500"] <= 6 and casualties["socket_lost"] <= 6, report["problems"]
+    assert report["problem_count"] == sum(casualties.values()), report["problems"]
+    wait_healthy()
     for _ in range(4):   # both ingress replicas (the new one included) serve
         r = httpx.post(served.base_url + "/api/vocoder/hifigan", headers={"X-API-Key": served.fresh_key()},
                        files={"audio": ("a.wav", wav_bytes(0.5))}, timeout=60)
@@ -180,10 +153,6 @@ def test_ingress_replica_killed_under_load(served):
 
 
 def test_state_actor_lost_limits_and_progress_recover(served):
-    import ray
-
-    from serve_app.state import STATE_ACTOR_NAME, STATE_NAMESPACE
-
     key = served.fresh_key()
     path, data = TTS
     tts = dict(data, target_len="1.0")
@@ -191,7 +160,7 @@ def test_state_actor_lost_limits_and_progress_recover(served):
     r = httpx.post(served.base_url + path, headers={"X-API-Key": key}, data=tts,
                    files={"reference_audio": ("ref.wav", wav_bytes(2.0))}, timeout=120)
     assert r.status_code == 200, r.text
-    ray.kill(ray.get_actor(STATE_ACTOR_NAME, namespace=STATE_NAMESPACE), no_restart=True)
+    kill_state_actor()
     # the first request after the loss: its events (the model replica's first after the
     # replacement included) all reach the socket
     task_id = f"fault-after-{time.time_ns()}"
@@ -207,4 +176,4 @@ def test_state_actor_lost_limits_and_progress_recover(served):
     codes = [httpx.post(served.base_url + "/api/vocoder/hifigan", headers={"X-API-Key": limit_key}, timeout=60,
                         files={"audio": ("a.wav", wav_bytes(0.2))}).status_code for _ in range(11)]
     assert codes[:10] == [200] * 10 and codes[10] == 429, codes
-    _wait_healthy()
+    wait_healthy()
