@@ -7,8 +7,9 @@
 install:
 	bash scripts/install.sh
 
+# AMPHION_MODELS=vocoders,codecs make serve  serves those families only (scripts/serve_config.py)
 serve: install
-	.venv/bin/serve run config/serve.local.yaml
+	.venv/bin/python scripts/serve_config.py config/serve.local.yaml --run
 
 test: install
 	bash scripts/run_tests.sh

@@ -1,11 +1,12 @@
 """The lifecycle every model deployment shares, in one place.
 
-A service loads its model when the replica starts (:meth:`ModelService._load`). When the weights
-or data are missing it stays up and remembers why: ``info()`` reports ``unavailable`` with the
-reason and every call answers :class:`ModelUnavailable` (HTTP 503) with it, instead of the replica
-crash-looping. ``describe()`` gives the static facts callers need (sample rate, sizes); progress
-events go to the shared store. Services are plain classes: tests and scripts use them without Ray,
-``serve.deployment`` wraps them unchanged.
+A service loads its model when the replica starts (:meth:`ModelService._load`); in weights mode
+``auto`` missing official files are downloaded in the background first (``deployments.fetching``:
+503 "downloading" meanwhile). When the weights or data are missing it stays up and remembers why:
+``info()`` reports ``unavailable`` with the reason and every call answers :class:`ModelUnavailable`
+(HTTP 503) with it, instead of the replica crash-looping. ``describe()`` gives the static facts
+callers need (sample rate, sizes); progress events go to the shared store. Services are plain
+classes: tests and scripts use them without Ray, ``serve.deployment`` wraps them unchanged.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from deployments import metrics
 from deployments.errors import ModelUnavailable
+from deployments.fetching import Attempt, StartupDownload, attempt_load
 from deployments.progress import ProgressReporter, progress_store
 from deployments.runtime import configure_torch, select_device, select_dtype
-from models.weights import WeightsUnavailable
+from models.weights import downloads_allowed
 
 log = logging.getLogger("amphion.deployments")
 
@@ -55,19 +58,37 @@ class ModelService:
     missing = "has no weights"
     load_errors: tuple[type[Exception], ...] = ()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every request a replica answers is counted and timed (deployments.metrics).
+        metrics.meter_requests(cls)
+
     def __init__(self, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
                  store=None, cache_dir: str | None = None, dtype: str | None = None):
         configure_torch(torch_threads)
         self.store = store if store is not None else progress_store()
         self.loaded: Loaded | None = None
         self.unavailable = ""
-        try:
-            device = select_device(device)
-            self.loaded = self._load(Loading(weights, device, select_dtype(dtype, device), cache_dir))
+        #: Weights "auto" fetching missing official files at start-up (deployments.fetching), else None.
+        self.fetching: StartupDownload | None = None
+        device = select_device(device)
+        loading = Loading(weights, device, select_dtype(dtype, device), cache_dir)
+        first = attempt_load(self, loading)
+        if weights == "auto" and first.missing and downloads_allowed():
+            self.fetching = StartupDownload(self.label, first, lambda: attempt_load(self, loading), self._settle,
+                                            cache_dir)
+            self.fetching.start()
+        else:
+            self._settle(first)
+
+    def _settle(self, attempt: Attempt) -> None:
+        """Serve what a load gave (called once: at start, or when the start-up download is over)."""
+        self.loaded, self.unavailable = attempt.loaded, attempt.unavailable
+        if self.loaded is not None:
             log.info("%s ready (%s weights)", self.label, self.loaded.weights_kind)
-        except (WeightsUnavailable, *self.load_errors) as exc:
-            self.unavailable = str(exc)
-            log.error("%s unavailable: %s", self.label, exc)
+        else:
+            log.error("%s unavailable: %s", self.label, self.unavailable)
+        self.fetching = None  # last: a reader that sees no download sees its result
 
     # -- to implement ------------------------------------------------------------------------------
     def _load(self, loading: Loading) -> Loaded:
@@ -84,6 +105,9 @@ class ModelService:
 
     def _require(self):
         """The loaded model, or ModelUnavailable (503) with the reason it is not."""
+        fetching = self.fetching
+        if fetching is not None:
+            raise ModelUnavailable(f"{self.label}: {fetching.detail()}")
         if self.loaded is None:
             raise ModelUnavailable(f"{self.label} {self.missing}: {self.unavailable}")
         return self.loaded.model
@@ -96,8 +120,11 @@ class ModelService:
         return {"weights": self.weights_kind, **self._facts()}
 
     async def info(self, model: str | None = None) -> dict:
-        """Health: ready, or unavailable with the reason. ``model``: the registry key asked about,
-        for services that serve several (see ``PipelineService.model_parts``)."""
+        """Health: ready, downloading (with the progress), or unavailable with the reason. ``model``:
+        the registry key asked about, for services that serve several (see ``PipelineService.model_parts``)."""
+        fetching = self.fetching
+        if fetching is not None:
+            return fetching.info()
         if self.loaded is None:
             return {"status": "unavailable", "running": True, "weights": None,
                     "detail": f"{self.missing.removeprefix('has ')}: {self.unavailable}"}

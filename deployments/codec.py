@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from ray import serve
 
+from deployments import metrics
 from deployments.base import Loaded, Loading, ModelService
 from deployments.components import joined_kind
 from deployments.errors import InvalidModelInput, ModelUnavailable
@@ -99,6 +100,7 @@ class BatchedCodecService(ModelService):
         started = time.perf_counter()
         results = self._encode_items(payloads)
         compute_s = time.perf_counter() - started
+        metrics.record_stage("encode", compute_s, batch_size=len(payloads))
         return [{**r, "weights": self.weights_kind, "compute_s": compute_s, "batch_size": len(payloads)}
                 for r in results]
 
@@ -106,6 +108,7 @@ class BatchedCodecService(ModelService):
         started = time.perf_counter()
         waves = self._decode_items(payloads)
         compute_s = time.perf_counter() - started
+        metrics.record_stage("decode", compute_s, batch_size=len(payloads))
         rate = self._facts()["sample_rate"]
         return [{"wav": encode_wav(w, rate, p.get("subtype", "PCM_16")), "sample_rate": rate,
                  "duration": len(w) / rate, "weights": self.weights_kind, "compute_s": compute_s,

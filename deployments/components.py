@@ -17,11 +17,14 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from deployments import metrics
 from deployments.base import LOADING_ARGS, Loaded, Loading, ModelService
-from deployments.errors import InvalidModelInput, ModelError, ModelUnavailable, handle_call_failure
+from deployments.errors import InvalidModelInput, ModelBusy, ModelError, ModelUnavailable, handle_call_failure
+from deployments.fetching import DOWNLOADING
 from deployments.runtime import MAX_QUEUED_REQUESTS
 from deployments.topology import Part, PartRecipe, stage_owners
 from models.audio.wav import encode_wav
+from models.core.prompt_cache import PromptCache, PromptMemo
 
 INFO_TIMEOUT_S = 2.5
 #: Code defaults of part and entry deployments (the config files set the real numbers).
@@ -82,7 +85,9 @@ class PartService(ModelService):
 
     async def run(self, stage: str, *args):
         """A one-shot stage (numpy in and out)."""
-        return await asyncio.to_thread(self._checked, self._method(stage), *args)
+        method = self._method(stage)
+        with metrics.stage(stage):
+            return await asyncio.to_thread(self._checked, method, *args)
 
     async def generate(self, stage: str, request: dict) -> dict:
         """A generating stage; progress events go to ``request["task_id"]``."""
@@ -90,7 +95,8 @@ class PartService(ModelService):
             raise ModelUnavailable(f"{self.label}: {stage!r} is not a generating stage")
         method = self._method(stage)
         emit = self.reporter(request.get("task_id")).emitter()
-        return await asyncio.to_thread(self._checked, method, request, emit)
+        with metrics.stage(stage):
+            return await asyncio.to_thread(self._checked, method, request, emit)
 
 
 class PartHandles:
@@ -112,7 +118,9 @@ class PartHandles:
         try:
             return await getattr(handle, method).remote(*args)
         except ModelError as exc:  # re-raised as a plain instance, so it crosses the next hop intact
-            kind = type(exc) if isinstance(exc, (ModelUnavailable, InvalidModelInput)) else InvalidModelInput
+            # Ray hands it over as its own subclass of the error (RayTaskError(...)): rebuild ours.
+            kind = next((k for k in (ModelBusy, ModelUnavailable, InvalidModelInput) if isinstance(exc, k)),
+                        InvalidModelInput)
             raise kind(getattr(exc, "detail", str(exc))) from None
         except Exception as exc:
             failure = handle_call_failure(exc, deployment, f"running {method}")
@@ -152,11 +160,29 @@ async def components_info(handles: dict, names) -> dict[str, dict]:
 
 
 def summarize_info(infos: dict[str, dict], extra_problems: list[str] | None = None) -> dict:
-    """A pipeline's health from its components': ready only when all are."""
+    """A pipeline's health from its components': ready only when all are; ``downloading`` while some
+    fetch their official files (with the combined ``progress``), otherwise unavailable."""
     problems = list(extra_problems or []) + [f"{name}: {i['status']} ({i.get('detail') or ''})"
                                              for name, i in infos.items() if i.get("status") != "ready"]
-    return {"status": "unavailable" if problems else "ready", "running": True,
-            "weights": joined_kind(i.get("weights") for i in infos.values()), "detail": "; ".join(problems)}
+    downloads = [i.get("progress") or {} for i in infos.values() if i.get("status") == DOWNLOADING]
+    status = "ready" if not problems else DOWNLOADING if downloads else "unavailable"
+    summary = {"status": status, "running": True,
+               "weights": joined_kind(i.get("weights") for i in infos.values()), "detail": "; ".join(problems)}
+    if downloads:
+        summary["progress"] = combined_progress(downloads)
+    return summary
+
+
+def combined_progress(downloads: list[dict]) -> dict:
+    """Several downloads' progress as one (the total is unknown while one of them is still planning)."""
+    done = sum(d.get("done_bytes") or 0 for d in downloads)
+    totals = [d.get("total_bytes") for d in downloads]
+    total = None if None in totals else sum(totals)
+    if total is None:
+        percent = None
+    else:
+        percent = round(100 * min(1.0, done / total), 1) if total else 100.0
+    return {"done_bytes": done, "total_bytes": total, "percent": percent}
 
 
 def knobs(payload: Mapping, *names: str, **renamed: str) -> dict:
@@ -190,6 +216,8 @@ class PipelineService(ModelService):
 
     def __init__(self, components: Mapping | None = None, **loading):
         self._described: dict[str, dict] = {}
+        # The references' encodings, kept between requests (a voice used again skips its encoders).
+        self.prompt_cache = PromptCache()
         super().__init__(**loading)
         inline = {k: v for k, v in loading.items() if k in LOADING_ARGS}
         self.components = {name: (c.build(inline, self.store) if isinstance(c, PartRecipe) else c)
@@ -231,6 +259,9 @@ class PipelineService(ModelService):
     async def info(self, model: str | None = None) -> dict:
         """Ready when the entry and every part ``model``'s requests use (default: all) are."""
         infos = await components_info(self.components, self._part_names(model))
+        fetching = self.fetching
+        if fetching is not None:  # the entry's own files (G2P data, a built-in voice) are on their way
+            return summarize_info({self.label: fetching.info(), **infos})
         return summarize_info(infos, self._own_problems(model))
 
     def handles(self, task_id: str | None) -> PartHandles:
@@ -244,11 +275,20 @@ class PipelineService(ModelService):
                                    "is not part of this application")
         return await PartHandles(self.components, {}, frozenset(), None, self.label).call(ASR, method, *args)
 
-    async def render(self, payload: dict, make, input_errors, parts: tuple[str, ...] = ()) -> dict:
+    def prompt_memo(self, payload: dict) -> PromptMemo:
+        """This request's view of the kept encodings of its reference (``payload["prompt_key"]``, set by
+        the ingress; without one nothing is kept). Hand it to :meth:`render`, which reports it."""
+        return PromptMemo(self.prompt_cache, payload.get("prompt_key"))
+
+    async def render(self, payload: dict, make, input_errors, parts: tuple[str, ...] = (),
+                     prompts: PromptMemo | None = None) -> dict:
         """Run ``make(kind, emit)`` (the orchestration, returning float32 audio) for a request and
         answer the WAV; the family's ``input_errors`` become 400s. ``parts``: those this request
-        uses (default: all), whose weights kind it reports."""
+        uses (default: all), whose weights kind it reports. ``prompts``: the request's memo of kept
+        prompt encodings (keyed by that weights kind too); the answer's ``prompt`` reports its hits."""
         kind = await self._parts_kind(*parts)
+        if prompts is not None:
+            prompts.weights = kind
         emit = self.reporter(payload.get("task_id")).emitter()
         started = time.perf_counter()
         try:
@@ -257,8 +297,12 @@ class PipelineService(ModelService):
             raise InvalidModelInput(str(exc)) from None
         wave = np.asarray(wave, dtype=np.float32)
         wav = await asyncio.to_thread(encode_wav, wave, self.sample_rate, payload.get("subtype", "PCM_16"))
-        return {"wav": wav, "sample_rate": self.sample_rate, "duration": len(wave) / self.sample_rate,
-                "weights": kind, "compute_s": time.perf_counter() - started}
+        result = {"wav": wav, "sample_rate": self.sample_rate, "duration": len(wave) / self.sample_rate,
+                  "weights": kind, "compute_s": time.perf_counter() - started}
+        report = None if prompts is None else prompts.report()
+        if report is not None:
+            result["prompt"] = report
+        return result
 
 
 class TextPipelineService(PipelineService):
@@ -283,6 +327,7 @@ class TextPipelineService(PipelineService):
         from models.text.data import resolve_g2p_data
         from models.text.g2p import G2PDataUnavailable
 
+        self.g2p_unavailable = ""  # a load after a start-up download starts afresh
         try:
             return Loaded(G2P(resolve_g2p_data(loading.weights)), None)
         except G2PDataUnavailable as exc:

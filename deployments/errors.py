@@ -22,6 +22,14 @@ class ModelUnavailable(ModelError):
     status_code = 503
 
 
+class ModelNotDeployed(ModelUnavailable):
+    """The model's family is left out of this application (``args.models``): HTTP 503."""
+
+    @classmethod
+    def for_deployment(cls, deployment: str) -> "ModelNotDeployed":
+        return cls(f"{deployment} is not deployed here (args.models)")
+
+
 class ModelBusy(ModelUnavailable):
     """The deployment's queue is full (Serve's ``max_queued_requests``): HTTP 503 with Retry-After."""
 

@@ -142,14 +142,14 @@ class MaskGCTService(TextPipelineService):
             summary["detail"] = (await components_info(self.components, (T2S,)))[T2S].get("detail") or ""
         return summary
 
-    async def _transcribed_prompt(self, reference: np.ndarray, emit) -> tuple:
+    async def _transcribed_prompt(self, reference: np.ndarray, emit, prompts) -> tuple:
         """No transcript given: Whisper transcribes the reference and detects its language, and the
         prompt is cut as the reference demo does (whole segments up to about the first 4 s), so the
-        text matches the audio kept. -> (reference cut, its transcript, its language)."""
+        text matches the audio kept. -> (reference cut, its transcript, its language, the cut's memo)."""
         from models.text.g2p import SUPPORTED_LANGUAGES
 
-        heard = await self.asr("prompt", np.ascontiguousarray(reference, dtype=np.float32), SAMPLE_RATE,
-                               PROMPT_SECONDS)
+        heard = await prompts.get(f"whisper_prompt:{PROMPT_SECONDS}", lambda: self.asr(
+            "prompt", np.ascontiguousarray(reference, dtype=np.float32), SAMPLE_RATE, PROMPT_SECONDS))
         if not heard["text"].strip():
             raise InvalidModelInput("reference_audio: no speech was recognised in it; send `reference_text` "
                                     "(its transcript) if it does hold speech")
@@ -159,33 +159,36 @@ class MaskGCTService(TextPipelineService):
                 f"cannot phonemize (supported: {', '.join(SUPPORTED_LANGUAGES)}); send `reference_text`")
         emit("asr", 1, 1)
         keep = max(1, int(round(float(heard["seconds"]) * SAMPLE_RATE)))
-        return reference[:keep], heard["text"], heard["language"]
+        return reference[:keep], heard["text"], heard["language"], prompts.cut(keep)
 
     async def synthesize(self, payload: dict) -> dict:
         """payload: text, language, reference (float32 24 kHz), reference_text (None: transcribed), target_len,
-        n_timesteps, cfg, temperature, seed, subtype, task_id."""
+        n_timesteps, cfg, temperature, seed, subtype, task_id, prompt_key (names the reference: its
+        encodings are kept for the next request with it)."""
         from models.core.stages import in_thread
         from models.maskgct.orchestration import MaskGCTOrchestrator
         from models.text.g2p import UnsupportedLanguage
 
         g2p = self.g2p()
+        memo = self.prompt_memo(payload)
 
         async def make(kind, emit):
             orchestrator = MaskGCTOrchestrator(g2p, await self._num_quantizers(), offload=in_thread)
             reference, reference_text = payload["reference"], payload["reference_text"]
-            reference_language = None
+            reference_language, prompts = None, memo
             if reference_text is None:
-                reference, reference_text, reference_language = await self._transcribed_prompt(reference, emit)
+                reference, reference_text, reference_language, prompts = await self._transcribed_prompt(
+                    reference, emit, memo)
             try:
                 return await orchestrator.generate(
                     self.handles(payload.get("task_id")), text=payload["text"], language=payload["language"],
                     reference_wav_24k=reference, reference_text=reference_text, reference_language=reference_language,
-                    on_progress=emit,
+                    on_progress=emit, prompts=prompts,
                     **knobs(payload, "n_timesteps", "cfg", "temperature", "seed", target_len_s="target_len"))
             except UnsupportedLanguage as exc:
                 raise InvalidModelInput(f"language: {exc}") from None
 
-        return await self.render(payload, make, MaskGCTInputError)
+        return await self.render(payload, make, MaskGCTInputError, prompts=memo)
 
 
 MaskGCTDeployment = serve.deployment(MaskGCTService, name="MaskGCT", **{**ENTRY_DEPLOYMENT_DEFAULTS,

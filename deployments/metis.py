@@ -20,6 +20,7 @@ from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.maskgct import ACOUSTIC_CODEC, S2A, SEMANTIC, T2S
 from deployments.maskgct import PARTS as MASKGCT_PARTS  # Metis runs on MaskGCT's parts: shared deployments
 from deployments.topology import Entry, Family, Part
+from models.core.prompt_cache import PromptMemo, prompt_key
 from models.maskgct.orchestration import MaskGCTInputError
 from models.metis.orchestration import CONDITIONED_TASKS, LocalStages, MetisInputError, Stage1Stages, semantic_stage
 from models.text import UnsupportedLanguage
@@ -84,6 +85,8 @@ class MetisService(TextPipelineService):
         self.default_voice = None
         try:
             self.default_voice = load_builtin_voice(sample_rate=SAMPLE_RATE, mode=loading.weights)
+            # The built-in voice's encodings are kept like any reference's: named by its samples.
+            self.default_voice_key = prompt_key(self.default_voice.audio, SAMPLE_RATE)
         except VoiceUnavailable as exc:
             self.voice_unavailable = str(exc)
         return super()._load(loading)
@@ -94,8 +97,9 @@ class MetisService(TextPipelineService):
             problems.append(f"{self.voice_unavailable} (requests that send reference_audio are still served)")
         return problems
 
-    async def _run(self, model: str, payload: dict, call) -> dict:
-        """Run one task: ``call(orchestrator, stages, emit)``; its parts must hold one weights kind."""
+    async def _run(self, model: str, payload: dict, call, prompts: PromptMemo | None = None) -> dict:
+        """Run one task: ``call(orchestrator, stages, emit)``; its parts must hold one weights kind.
+        ``prompts``: the request's memo of its reference's encodings (reported in the answer)."""
         from models.core.stages import in_thread
         from models.metis.orchestration import MetisOrchestrator
 
@@ -111,49 +115,64 @@ class MetisService(TextPipelineService):
                                              offload=in_thread)
             return await call(orchestrator, self.handles(payload.get("task_id")), emit)
 
-        return await self.render(payload, make, INPUT_ERRORS, parts)
+        return await self.render(payload, make, INPUT_ERRORS, parts, prompts=prompts)
 
-    async def _reference(self, payload: dict, emit) -> tuple[np.ndarray, str, str | None]:
-        """(reference 24 kHz, its transcript, its language or None): the request's, else the built-in voice;
-        a reference sent without a transcript is transcribed by the shared Whisper deployment."""
+    def _tts_memo(self, payload: dict) -> PromptMemo:
+        """The memo of a TTS request's reference: the one sent, else the built-in voice."""
+        if payload.get("reference") is None and self.default_voice is not None:
+            return PromptMemo(self.prompt_cache, self.default_voice_key)
+        return self.prompt_memo(payload)
+
+    async def _reference(self, payload: dict, emit,
+                         prompts: PromptMemo) -> tuple[np.ndarray, str, str | None, PromptMemo]:
+        """(reference 24 kHz, its transcript, its language or None, its memo): the request's, else the built-in
+        voice; a reference sent without a transcript is transcribed by the shared Whisper deployment."""
         reference = payload.get("reference")
         if reference is None:
             if self.default_voice is None:
                 raise ModelUnavailable(f"{self.label}: no reference_audio sent and {self.voice_unavailable}")
-            return self.default_voice.audio, self.default_voice.text, None
+            return self.default_voice.audio, self.default_voice.text, None, prompts
         if payload.get("reference_text") is not None:
-            return reference, payload["reference_text"], None
+            return reference, payload["reference_text"], None, prompts
         reference = np.ascontiguousarray(reference, dtype=np.float32)
-        heard = await self.asr("prompt", reference, SAMPLE_RATE, len(reference) / SAMPLE_RATE)
+        heard = await prompts.get("whisper_prompt:all", lambda: self.asr(
+            "prompt", reference, SAMPLE_RATE, len(reference) / SAMPLE_RATE))
         if not heard["text"].strip():
             raise InvalidModelInput("reference_audio: no speech was recognised in it; send `reference_text` "
                                     "(its transcript) if it does hold speech")
         emit("asr", 1, 1)
         keep = max(1, int(round(float(heard["seconds"]) * SAMPLE_RATE)))
-        return reference[:keep], heard["text"], heard["language"]
+        return reference[:keep], heard["text"], heard["language"], prompts.cut(keep)
 
     async def tts(self, payload: dict) -> dict:
         """payload: text, language (``auto``: detected), reference (float32 24 kHz, or None: the built-in
-        voice), reference_text (None: transcribed), target_len (s), n_timesteps, cfg, seed, subtype, task_id."""
+        voice), reference_text (None: transcribed), target_len (s), n_timesteps, cfg, seed, subtype, task_id,
+        prompt_key (names the reference, whose encodings are kept; every method that takes a reference)."""
         self.g2p()
+        memo = self._tts_memo(payload)
 
         async def call(orchestrator, stages, emit):
-            reference, reference_text, reference_language = await self._reference(payload, emit)
+            reference, reference_text, reference_language, prompts = await self._reference(payload, emit, memo)
             return await orchestrator.tts(
                 stages, payload["text"], reference, reference_text, reference_language=reference_language,
-                on_progress=emit, **knobs(payload, "language", "n_timesteps", "cfg", "seed", target_len_s="target_len"))
+                on_progress=emit, prompts=prompts,
+                **knobs(payload, "language", "n_timesteps", "cfg", "seed", target_len_s="target_len"))
 
-        return await self._run("metis", payload, call)
+        return await self._run("metis", payload, call, memo)
 
     async def vc(self, payload: dict) -> dict:
-        """payload: source, reference (float32 24 kHz), seed, subtype, task_id."""
+        """payload: source, reference (float32 24 kHz), seed, subtype, task_id, prompt_key."""
+        memo = self.prompt_memo(payload)
         return await self._run("metis_vc", payload, lambda o, stages, emit: o.vc(
-            stages, payload["source"], payload["reference"], on_progress=emit, **knobs(payload, "seed")))
+            stages, payload["source"], payload["reference"], on_progress=emit, prompts=memo,
+            **knobs(payload, "seed")), memo)
 
     async def tse(self, payload: dict) -> dict:
-        """payload: audio (the mixture), reference (the enrolment clip), seed, subtype, task_id."""
+        """payload: audio (the mixture), reference (the enrolment clip), seed, subtype, task_id, prompt_key."""
+        memo = self.prompt_memo(payload)
         return await self._run("metis_tse", payload, lambda o, stages, emit: o.tse(
-            stages, payload["audio"], payload["reference"], on_progress=emit, **knobs(payload, "seed")))
+            stages, payload["audio"], payload["reference"], on_progress=emit, prompts=memo,
+            **knobs(payload, "seed")), memo)
 
     async def se(self, payload: dict) -> dict:
         """payload: audio (noisy speech), seed, subtype, task_id."""

@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 
+from deployments import metrics
+
 log = logging.getLogger("amphion.progress")
 
 STATE_ACTOR_NAME = "amphion_shared_state"
@@ -45,6 +47,7 @@ class ProgressReporter:
         self._emit("queued", "queued", 0, 0, detail)
 
     def step(self, stage: str, step: int, total: int, detail: str = "") -> None:
+        metrics.count_step(stage, step)
         self._emit("running", stage, step, total, detail)
 
     def emitter(self):

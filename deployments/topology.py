@@ -131,6 +131,11 @@ def entry_for(model_key: str) -> str | None:
     return None
 
 
+def entry_named(name: str) -> Entry | None:
+    """The entry deployment called ``name``; None when ``name`` is not an entry (a part, say)."""
+    return next((e for family in families() for e in family.entries if e.name == name), None)
+
+
 def built_model_keys() -> tuple[str, ...]:
     return tuple(key for family in families() for entry in family.entries for key in entry.models)
 

@@ -19,6 +19,7 @@ import time
 import numpy as np
 from ray import serve
 
+from deployments import metrics
 from deployments.base import Loaded, Loading, ModelService
 from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.runtime import MAX_QUEUED_REQUESTS, apply_batching, inside_serve
@@ -62,6 +63,7 @@ class AudioLDMService(ModelService):
     # -- loading -----------------------------------------------------------------------------------
     def _load(self, loading: Loading) -> Loaded:
         self.loading = loading
+        self.models, self.missing = {}, {}  # from scratch: a load after a start-up download replaces the first
         self._load_models(self.wanted)
         if not self.models:
             raise WeightsUnavailable("; ".join(f"{name}: {why}" for name, why in self.missing.items()))
@@ -100,7 +102,9 @@ class AudioLDMService(ModelService):
     def reconfigure(self, config: dict) -> None:
         """Serve ``user_config``: batching knobs, and ``models`` (more AudioLDM models to hold)."""
         apply_batching(config, self._generate_batch)
-        if config.get("models") and self.loaded is not None:
+        if config.get("models") and self.fetching is not None:  # still downloading: the load after it takes them
+            self.wanted = tuple(dict.fromkeys([*self.wanted, *config["models"]]))
+        elif config.get("models") and self.loaded is not None:
             self._load_models(config["models"])
             self.loaded = Loaded(self.models, self.loaded.weights_kind, self._note())
 
@@ -170,6 +174,7 @@ class AudioLDMService(ModelService):
         except (AudioLDMInputError, AmphionAudioLDMInputError) as exc:
             return [{"error": str(exc)} for _ in payloads]
         compute_s = time.perf_counter() - started
+        metrics.record_stage("generate", compute_s, batch_size=len(payloads))
         kind = model.weights_kind
         return [_wav_result(np.asarray(w, np.float32), p, kind, compute_s, len(payloads))
                 for w, p in zip(waves, payloads)]
@@ -266,6 +271,7 @@ class PicoAudioService(ModelService):
         waves = pipeline.generate([p["text"] for p in payloads], **per_item, num_inference_steps=steps,
                                   on_step=on_step)
         compute_s = time.perf_counter() - started
+        metrics.record_stage("generate", compute_s, batch_size=len(payloads))
         return [_wav_result(np.asarray(w, np.float32), p, pipeline.weights_kind, compute_s, len(payloads))
                 for w, p in zip(waves, payloads)]
 

@@ -19,6 +19,7 @@ from deployments.components import ASR, ENTRY_DEPLOYMENT_DEFAULTS, PartHandles
 from deployments.errors import InvalidModelInput, ModelUnavailable
 from deployments.topology import Entry, Family
 from models.audio.wav import encode_wav
+from models.core.prompt_cache import PromptCache, PromptMemo
 
 SAMPLE_RATE = 24000
 CODEC = "DualCodec"
@@ -46,12 +47,14 @@ def crossfade_join(waves: list[np.ndarray], overlap: int) -> np.ndarray:
 
 class ValleService(ModelService):
     """``synthesize(payload)``: text, reference (float32 24 kHz), reference_text (None: transcribed),
-    temperature, top_k, top_p, repetition_penalty, seed, subtype, task_id."""
+    temperature, top_k, top_p, repetition_penalty, seed, subtype, task_id, prompt_key (names the
+    reference: its transcript and codes are kept for the next request with it)."""
 
     label = "DualCodec-VALL-E"
 
     def __init__(self, components=None, **loading):
         self.components = dict(components or {})
+        self.prompt_cache = PromptCache()
         super().__init__(**loading)
 
     def _load(self, loading: Loading) -> Loaded:
@@ -77,15 +80,16 @@ class ValleService(ModelService):
         reporter = self.reporter(payload.get("task_id"))
         started = time.perf_counter()
         reference = np.ascontiguousarray(payload["reference"], np.float32)
+        prompts = PromptMemo(self.prompt_cache, payload.get("prompt_key"), weights=self.weights_kind)
         ref_text = payload.get("reference_text")
         if ref_text is None:
-            heard = await self._call(ASR, "transcribe", reference, SAMPLE_RATE, None)
+            heard = await prompts.get("transcript", lambda: self._call(ASR, "transcribe", reference, SAMPLE_RATE, None))
             if not heard["text"].strip():
                 raise InvalidModelInput("reference_audio: no speech was recognised in it; send `reference_text`")
             ref_text = heard["text"]
             reporter.step("asr", 1, 1)
-        prompt = await self._call(CODEC, "encode", {"audio": reference, "model": CODEC_MODEL,
-                                                    "num_quantizers": NUM_QUANTIZERS})
+        prompt = await prompts.get(f"codes:{CODEC_MODEL}:{NUM_QUANTIZERS}", lambda: self._call(
+            CODEC, "encode", {"audio": reference, "model": CODEC_MODEL, "num_quantizers": NUM_QUANTIZERS}))
         codes = np.asarray(prompt["tokens"], np.int64)
         reporter.step("prompt", 1, 1)
         knobs = {k: payload[k] for k in ("temperature", "top_k", "top_p") if payload.get(k) is not None}
@@ -105,8 +109,11 @@ class ValleService(ModelService):
             waves.append(await asyncio.to_thread(_samples, decoded["wav"]))
         wave = crossfade_join(waves, int(CROSSFADE_S * SAMPLE_RATE))
         wav = await asyncio.to_thread(encode_wav, wave, SAMPLE_RATE, payload.get("subtype", "PCM_16"))
-        return {"wav": wav, "sample_rate": SAMPLE_RATE, "duration": len(wave) / SAMPLE_RATE,
-                "weights": self.weights_kind, "compute_s": time.perf_counter() - started}
+        result = {"wav": wav, "sample_rate": SAMPLE_RATE, "duration": len(wave) / SAMPLE_RATE,
+                  "weights": self.weights_kind, "compute_s": time.perf_counter() - started}
+        if prompts.report() is not None:
+            result["prompt"] = prompts.report()
+        return result
 
 
 def _samples(wav: bytes) -> np.ndarray:

@@ -59,18 +59,21 @@ class VevoService(TextPipelineService):
     text_models = frozenset({"vevo_tts"})
 
     async def _generate(self, payload: dict, run, ar_part: str | None = None) -> dict:
-        """Run one route's orchestration; ``ar_part``: the AR it samples, whose length limits apply."""
+        """Run one route's orchestration; ``ar_part``: the AR it samples, whose length limits apply.
+        Every route takes a reference: its encodings are kept by ``payload["prompt_key"]``."""
         from models.core.stages import in_thread
         from models.vevo.orchestration import VevoOrchestrator
+
+        memo = self.prompt_memo(payload)
 
         async def make(kind, emit):
             limits = (await self.part_facts())[ar_part]["ar_limits"] if ar_part else {}
             orchestrator = VevoOrchestrator(self.g2p_or_none, offload=in_thread,
                                             **({"ar_limits": limits} if limits else {}))
-            common = dict(on_progress=emit, **knobs(payload, "flow_matching_steps", "seed"))
+            common = dict(on_progress=emit, prompts=memo, **knobs(payload, "flow_matching_steps", "seed"))
             return await run(orchestrator, self.handles(payload.get("task_id")), common)
 
-        return await self.render(payload, make, VevoInputError)
+        return await self.render(payload, make, VevoInputError, prompts=memo)
 
     async def timbre(self, payload: dict) -> dict:
         """payload: source, reference (float32 24 kHz), flow_matching_steps, seed, subtype, task_id."""

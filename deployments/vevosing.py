@@ -58,20 +58,23 @@ class VevoSingService(TextPipelineService):
 
     async def generate(self, payload: dict) -> dict:
         """payload: source, reference (float32 24 kHz), mode, use_shifted_src, flow_matching_steps,
-        lyrics, seed, subtype, task_id."""
+        lyrics, seed, subtype, task_id, prompt_key (names the reference, whose encodings are kept)."""
         from models.core.stages import in_thread
         from models.vevosing.orchestration import VevoSingOrchestrator
 
         g2p = self.g2p() if payload.get("mode") == "ar" else self.g2p_or_none
+
+        memo = self.prompt_memo(payload)
 
         async def make(kind, emit):
             orchestrator = VevoSingOrchestrator(g2p, transcribes=ASR in self.components, offload=in_thread,
                                                 ar_length_bound=(await self.part_facts())[AR]["ar_length_bound"])
             return await orchestrator.convert(
                 _SingStages(self.handles(payload.get("task_id")), self), payload["source"], payload["reference"],
-                on_progress=emit, **knobs(payload, "mode", "use_shifted_src", "flow_matching_steps", "lyrics", "seed"))
+                on_progress=emit, prompts=memo,
+                **knobs(payload, "mode", "use_shifted_src", "flow_matching_steps", "lyrics", "seed"))
 
-        return await self.render(payload, make, VevoSingInputError)
+        return await self.render(payload, make, VevoSingInputError, prompts=memo)
 
 
 class _SingStages:

@@ -12,6 +12,7 @@ import time
 import numpy as np
 from ray import serve
 
+from deployments import metrics
 from deployments.base import Loaded, Loading, ModelService
 from deployments.errors import InvalidModelInput
 from deployments.runtime import MAX_QUEUED_REQUESTS, apply_batching, inside_serve
@@ -89,6 +90,7 @@ class VocoderService(ModelService):
                 f0s.append(None)
         waves = v.vocode(mels, f0s if v.needs_f0 else None)
         compute_s = time.perf_counter() - started
+        metrics.record_stage("vocode", compute_s, batch_size=len(payloads))
         return [
             {
                 "wav": encode_wav(w, v.sample_rate, p.get("subtype", "PCM_16")),

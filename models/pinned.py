@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 CACHE_ENV = "AMPHION_DATA_CACHE"
 
@@ -64,15 +63,22 @@ class PinnedSource:
                 out.append(name)
         return out
 
-    def download(self, folder: Path | None = None, *, progress: bool = True) -> Path:
-        """Fetch every missing file into ``folder`` (default: the cache folder); return the folder."""
+    def missing_bytes(self, folder: Path | None = None) -> int:
+        """What :meth:`download` would fetch into ``folder`` (default: the cache folder), in bytes."""
+        folder = folder or self.cache_folder()
+        return sum(self.files[name].size for name in self.missing(folder))
+
+    def download(self, folder: Path | None = None, *, progress: bool = True,
+                 on_bytes: Callable[[int], None] | None = None) -> Path:
+        """Fetch every missing file into ``folder`` (default: the cache folder); return the folder.
+        ``progress`` prints a line per file; ``on_bytes`` is told of every chunk received."""
         folder = folder or self.cache_folder()
         todo = self.missing(folder)
         for i, name in enumerate(todo, 1):
             pin = self.files[name]
             if progress:
                 print(f"  [{i}/{len(todo)}] {name} ({pin.size / 1e6:.1f} MB)", flush=True)
-            _fetch(self.url_template.format(commit=self.commit, path=pin.upstream), folder / name, pin)
+            _fetch(self.url_template.format(commit=self.commit, path=pin.upstream), folder / name, pin, on_bytes)
         return folder
 
 
@@ -84,12 +90,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fetch(url: str, target: Path, pin: PinnedFile) -> None:
+def _fetch(url: str, target: Path, pin: PinnedFile, on_bytes: Callable[[int], None] | None = None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, tmp, 1 << 20)
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    tmp.write(block)
+                    if on_bytes is not None:
+                        on_bytes(len(block))
             tmp.close()
             if sha256_of(Path(tmp.name)) != pin.sha256:
                 raise PinnedFilesUnavailable(f"{target.name}: the downloaded file does not match the pinned SHA-256")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.pinned import PinnedFile, PinnedFilesUnavailable, PinnedSource
-from models.weights import HubFiles
+from models.pinned import PinnedFile, PinnedSource
+from models.weights import HubFiles, WeightsUnavailable, downloads_allowed, find_local, resolve
 
 __all__ = ["BUILTIN_VOICES", "DEFAULT_VOICE", "VOICE_DATA_ENV", "VOICE_FILES", "BuiltinVoice", "VoiceUnavailable",
            "load_builtin_voice", "voice_folder"]
@@ -52,16 +52,21 @@ class BuiltinVoice:
 
 
 def voice_folder(mode: str = "auto") -> Path:
-    """The folder holding the built-in voices' files: ``$AMPHION_VOICE_DATA``, else the pinned cache
-    (downloaded into in ``pretrained`` mode unless ``HF_HUB_OFFLINE``). Every file is hash-checked."""
+    """The folder holding the built-in voices' files: ``$AMPHION_VOICE_DATA``, else the pinned cache.
+    The weights resolver looks for them (``pretrained``: downloading into the cache unless
+    ``HF_HUB_OFFLINE``; other modes read this machine only, and an auto-mode service fetches them in
+    the background: ``deployments.fetching``); then every file is hash-checked."""
     configured = os.environ.get(VOICE_DATA_ENV)
     folder = Path(configured) if configured else VOICE_SOURCE.cache_folder()
-    missing = VOICE_SOURCE.missing(folder, verify=True)
-    if missing and not configured and mode == "pretrained" and os.environ.get("HF_HUB_OFFLINE", "") not in ("1", "true"):
-        try:
-            return VOICE_SOURCE.download(folder, progress=False)
-        except PinnedFilesUnavailable as exc:
+    try:
+        if mode == "pretrained":
+            resolve(VOICE_FILES, "pretrained")
+        else:
+            find_local(VOICE_FILES)
+    except WeightsUnavailable as exc:
+        if mode == "pretrained" and not configured and downloads_allowed():  # a download was tried and failed
             raise VoiceUnavailable(f"built-in voices: {exc}") from None
+    missing = VOICE_SOURCE.missing(folder, verify=True)
     if missing:
         where = f"the folder given by ${VOICE_DATA_ENV}" if configured else "the data cache"
         raise VoiceUnavailable(

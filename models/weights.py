@@ -5,28 +5,44 @@ needs, as glob patterns). :func:`resolve` turns an entry and a weights mode into
 :class:`ResolvedWeights`: ``"pretrained"`` (a local folder, else the hub or its cache; otherwise
 :class:`WeightsUnavailable`, whose message can be shown to users), ``"tiny"`` (no files: the tiny
 profile with seeded weights) or ``"auto"`` (``"pretrained"`` without network access, else ``"tiny"``
-with a warning; never downloads). :func:`resolve_parts` does this for a pipeline's parts without ever
-mixing kinds; :func:`download` fetches the official files ahead of time. The search order and
-environment variables: ``models/core/README.md``.
+with a warning; the resolver itself never downloads). :func:`resolve_parts` does this for a pipeline's
+parts without ever mixing kinds.
+
+Fetching is one code path for every model: :func:`plan_download` (bytes still missing; also the check
+that the hub answers) and :func:`download` (into the Hugging Face cache, or the pinned files' cache),
+used by ``scripts/download_weights.py`` and by a service's start-up download in auto mode
+(``deployments.fetching``), which learns what to fetch from :func:`noting_missing`: every lookup that
+finds downloadable files missing notes them. The search order and environment variables:
+``models/core/README.md``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
 
 from models.pinned import PinnedFilesUnavailable, PinnedSource
+
+if TYPE_CHECKING:
+    from models.download_progress import DownloadProgress
 
 __all__ = [
     "WEIGHTS_MODES",
     "HubFiles",
     "ResolvedWeights",
     "WeightsUnavailable",
+    "FilesNotFound",
     "resolve",
     "download",
+    "plan_download",
+    "noting_missing",
+    "source_key",
+    "downloads_allowed",
     "find_local",
     "default_cache_dir",
 ]
@@ -48,6 +64,11 @@ _DOWNLOAD_HINT = "run scripts/download_weights.py (with the model's name, or --a
 class WeightsUnavailable(RuntimeError):
     """The weights asked for cannot be had. The message is safe to show to users: it names repo ids,
     file patterns and environment variables, never a folder of the server."""
+
+
+class FilesNotFound(WeightsUnavailable):
+    """A folder or repo was read but holds no file matching some of the patterns (as opposed to a
+    hub that cannot be reached)."""
 
 
 @dataclass(frozen=True)
@@ -139,12 +160,17 @@ def resolve(
     try:
         return _resolve_pretrained(files, cache_dir=cache_dir, local_dir=local_dir, network=False)
     except WeightsUnavailable as exc:
-        reason = str(exc)
-        if reason.startswith(f"{files.label}: "):
-            reason = reason[len(files.label) + 2 :]
-        note = f"official weights for {files.label} not present; serving tiny random weights ({reason})"
-        logger.warning("%s", note)
-        return ResolvedWeights("tiny", None, note)
+        return _tiny_instead(files, exc)
+
+
+def _tiny_instead(files: HubFiles, exc: WeightsUnavailable) -> ResolvedWeights:
+    """Mode auto without the official files: tiny, with the warning saying which files and why."""
+    reason = str(exc)
+    if reason.startswith(f"{files.label}: "):
+        reason = reason[len(files.label) + 2 :]
+    note = f"official weights for {files.label} not present; serving tiny random weights ({reason})"
+    logger.warning("%s", note)
+    return ResolvedWeights("tiny", None, note)
 
 
 def find_local(
@@ -169,31 +195,82 @@ def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(constants.HF_HUB_CACHE).expanduser()
 
 
-def download(files: HubFiles, *, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """Download the official files of ``files`` into the Hugging Face cache; return the snapshot folder.
+def download(files: HubFiles, *, cache_dir: str | os.PathLike | None = None,
+             progress: "bool | DownloadProgress" = True) -> Path:
+    """Download the official files of ``files`` into the Hugging Face cache (pinned files: into their
+    cache folder); return the folder. ``progress``: huggingface_hub's own bars (True), none (False),
+    or a :class:`~models.download_progress.DownloadProgress` that counts the bytes (and is told when
+    this source is complete).
 
     Raises WeightsUnavailable when the model has no official release, on any hub or network error,
     and when a pattern matches no file of the repo."""
+    counter = None if isinstance(progress, bool) else progress
     if files.pinned is not None:
-        return _pinned_folder(files, network=not _hub_offline(), progress=progress)
+        root = _pinned_folder(files, network=not _hub_offline(), progress=progress is True,
+                              on_bytes=None if counter is None else counter.add)
+    elif not files.repo_id:
+        raise WeightsUnavailable(_no_release_message(files))
+    elif counter is not None:
+        root = _snapshot(files, cache_dir=cache_dir, local_files_only=_hub_offline(), purpose="download",
+                         tqdm_class=counter.tqdm_class)
+    else:
+        root = _snapshot_with_bars(files, cache_dir=cache_dir, shown=progress is True)
+    if files.repo_id:
+        _check_patterns(files, root, where=f"{files.repo_id} (downloaded snapshot)")
+    if counter is not None:
+        counter.source_done()
+    return root
+
+
+def plan_download(files: HubFiles, *, cache_dir: str | os.PathLike | None = None) -> int:
+    """Bytes :func:`download` would fetch for ``files`` (0 when all are here). For a hub repo this asks
+    the hub (file list and sizes, nothing downloaded): WeightsUnavailable when it cannot be reached."""
+    if files.pinned is not None:
+        return files.pinned.missing_bytes()
     if not files.repo_id:
         raise WeightsUnavailable(_no_release_message(files))
-    from huggingface_hub.utils import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
+    from models.download_progress import SilentBar
 
-    was_disabled = are_progress_bars_disabled()
-    if not progress:
-        disable_progress_bars()
+    planned = _snapshot(files, cache_dir=cache_dir, local_files_only=_hub_offline(), purpose="download",
+                        dry_run=True, tqdm_class=SilentBar)
+    return sum(f.file_size or 0 for f in planned if f.will_download)
+
+
+def downloads_allowed() -> bool:
+    """Whether this process may try the network for official files (HF_HUB_OFFLINE is not set)."""
+    return not _hub_offline()
+
+
+# ----------------------------------------------------------------------------------------------------
+# what an auto-mode load found missing
+
+#: The files noted in this context (see :func:`noting_missing`), by :func:`source_key`; None: not noting.
+_NOTED: ContextVar[dict | None] = ContextVar("amphion_weights_noted", default=None)
+
+
+@contextmanager
+def noting_missing() -> Iterator[dict[tuple, HubFiles]]:
+    """While active, every lookup in this context (thread) that finds official files missing from this
+    machine although they could be downloaded (a hub repo, or pinned files; no local folder configured
+    for them) notes them in the yielded dict: what an auto-mode service fetches in the background."""
+    noted: dict[tuple, HubFiles] = {}
+    token = _NOTED.set(noted)
     try:
-        root = _snapshot(files, cache_dir=cache_dir, local_files_only=_hub_offline(), purpose="download")
+        yield noted
     finally:
-        if not progress and not was_disabled:
-            enable_progress_bars()
-    _check_patterns(files, root, where=f"{files.repo_id} (downloaded snapshot)")
-    return root
+        _NOTED.reset(token)
+
+
+def source_key(files: HubFiles) -> tuple:
+    """What tells two official file sets apart (HubFiles holds a mapping, so it is not hashable)."""
+    pinned = None if files.pinned is None else (files.pinned.name, files.pinned.commit)
+    return (files.repo_type, files.repo_id, files.revision, files.patterns, pinned)
+
+
+def _note_missing(files: HubFiles) -> None:
+    noted = _NOTED.get()
+    if noted is not None:
+        noted.setdefault(source_key(files), files)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -209,12 +286,21 @@ def _resolve_pretrained(files: HubFiles, *, cache_dir, local_dir, network: bool)
         _check_patterns(files, root, where=f"{files.label} (folder given by {source})")
         return ResolvedWeights("pretrained", root, f"official weights for {files.label} from the folder given by {source}")
 
+    if files.pinned is None and not files.repo_id:
+        raise WeightsUnavailable(_no_release_message(files))
+    try:
+        return _from_source(files, cache_dir=cache_dir, network=network)
+    except WeightsUnavailable:
+        if not network:  # a lookup on this machine only: what a download would bring
+            _note_missing(files)
+        raise
+
+
+def _from_source(files: HubFiles, *, cache_dir, network: bool) -> ResolvedWeights:
+    """The files from the pinned files' cache or the Hugging Face cache (downloading when ``network``)."""
     if files.pinned is not None:
         root = _pinned_folder(files, network=network and not _hub_offline(), progress=False)
         return ResolvedWeights("pretrained", root, f"official files {files.label}")
-
-    if not files.repo_id:
-        raise WeightsUnavailable(_no_release_message(files))
 
     local_only = (not network) or _hub_offline()
     root = _snapshot(files, cache_dir=cache_dir, local_files_only=local_only, purpose="resolve" if network else "auto")
@@ -229,7 +315,7 @@ def _resolve_pretrained(files: HubFiles, *, cache_dir, local_dir, network: bool)
     )
 
 
-def _pinned_folder(files: HubFiles, *, network: bool, progress: bool) -> Path:
+def _pinned_folder(files: HubFiles, *, network: bool, progress: bool, on_bytes=None) -> Path:
     """The pinned files' cache folder, downloaded into when ``network`` allows."""
     pinned = files.pinned
     assert pinned is not None
@@ -238,10 +324,10 @@ def _pinned_folder(files: HubFiles, *, network: bool, progress: bool) -> Path:
         return folder
     if not network:
         alt = f", or set ${files.local_dir_env} to a folder holding them" if files.local_dir_env else ""
-        raise WeightsUnavailable(f"{files.label}: {', '.join(pinned.missing(folder))} not downloaded yet "
-                                 f"(mode auto never downloads); {_DOWNLOAD_HINT}{alt}")
+        raise WeightsUnavailable(f"{files.label}: {', '.join(pinned.missing(folder))} not downloaded yet; "
+                                 f"{_DOWNLOAD_HINT}{alt}")
     try:
-        return pinned.download(folder, progress=progress)
+        return pinned.download(folder, progress=progress, on_bytes=on_bytes)
     except PinnedFilesUnavailable as exc:
         raise WeightsUnavailable(f"{files.label}: {exc}") from None
 
@@ -286,8 +372,23 @@ def _offline_label() -> str:
     return f"HF_HUB_OFFLINE={'1' if _hub_offline() else '0'}"
 
 
-def _snapshot(files: HubFiles, *, cache_dir, local_files_only: bool, purpose: str) -> Path:
-    """snapshot_download restricted to the patterns; hub and network errors become WeightsUnavailable."""
+def _snapshot_with_bars(files: HubFiles, *, cache_dir, shown: bool) -> Path:
+    """:func:`_snapshot` with huggingface_hub's own progress bars shown or not."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    if not shown:
+        disable_progress_bars()
+    try:
+        return _snapshot(files, cache_dir=cache_dir, local_files_only=_hub_offline(), purpose="download")
+    finally:
+        if not shown and not was_disabled:
+            enable_progress_bars()
+
+
+def _snapshot(files: HubFiles, *, cache_dir, local_files_only: bool, purpose: str, **options):
+    """snapshot_download restricted to the patterns (``options``: its ``tqdm_class``, ``dry_run``);
+    hub and network errors become WeightsUnavailable."""
     assert files.repo_id
     try:
         from huggingface_hub import snapshot_download
@@ -308,6 +409,7 @@ def _snapshot(files: HubFiles, *, cache_dir, local_files_only: bool, purpose: st
             cache_dir=_cache_dir(cache_dir),
             allow_patterns=list(files.patterns) or None,
             local_files_only=local_files_only,
+            **options,
         )
     except (HFValidationError, TypeError):
         # a malformed repo id or bad arguments: a bug of the model table, not an unreachable hub
@@ -326,7 +428,7 @@ def _snapshot(files: HubFiles, *, cache_dir, local_files_only: bool, purpose: st
     except Exception as exc:  # noqa: BLE001 - any other hub/network/cache error: the weights cannot be had
         _log_hub_error(files, exc)
         raise WeightsUnavailable(_unreachable_message(files, purpose, exc)) from exc
-    return Path(path)
+    return path if options.get("dry_run") else Path(path)
 
 
 def _log_hub_error(files: HubFiles, exc: BaseException) -> None:
@@ -338,7 +440,7 @@ def _unreachable_message(files: HubFiles, purpose: str, exc: BaseException) -> s
     kind = type(exc).__name__
     needed = f"{files.repo_id} ({', '.join(files.patterns)})"   # which files, so operators can fetch them
     if purpose == "auto":
-        return f"{needed}: not in the Hugging Face cache and mode auto never downloads; {_DOWNLOAD_HINT}"
+        return f"{needed}: not in the Hugging Face cache; {_DOWNLOAD_HINT}"
     if purpose == "download":
         return f"{needed}: download failed, the hub is unreachable or refused ({_offline_label()}; {kind})"
     alt = f"point ${files.local_dir_env} at a folder laid out like the repo, or " if files.local_dir_env else ""
@@ -364,7 +466,7 @@ def _check_patterns(files: HubFiles, root: Path, *, where: str, hint: bool = Fal
         msg = f"{where}: no file matches {', '.join(repr(p) for p in missing)}"
         if hint and files.repo_id:
             msg += f"; {_DOWNLOAD_HINT}"
-        raise WeightsUnavailable(msg)
+        raise FilesNotFound(msg)
 
 
 def _short_rev(root: Path, files: HubFiles) -> str:
@@ -439,10 +541,16 @@ def resolve_parts(
     keys = [k for part, files in part_files.items() if part in parts for k in files]
     found: dict[str, ResolvedWeights] = {}
     if mode == "auto":
+        first_missing: tuple[str, WeightsUnavailable] | None = None
+        # every component is looked up (so that all the missing ones are noted for a download),
+        # and one missing component makes it all tiny
         for key in dict.fromkeys(k for files in part_files.values() for k in files):
-            found[key] = resolve(official[key], mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))
-            if not found[key].pretrained:  # one missing component makes it all tiny
-                return "tiny", {}, found[key].note
+            try:
+                found[key] = find_local(official[key], cache_dir=cache_dir, local_dir=local_dirs.get(key))
+            except WeightsUnavailable as exc:
+                first_missing = first_missing or (key, exc)
+        if first_missing is not None:
+            return "tiny", {}, _tiny_instead(official[first_missing[0]], first_missing[1]).note
     else:
         for key in keys:
             found[key] = resolve(official[key], mode, cache_dir=cache_dir, local_dir=local_dirs.get(key))

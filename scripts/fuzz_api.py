@@ -37,9 +37,12 @@ import sys
 import time
 import wave
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
 import requests
+
+from serve_app.openai_errors import OPENAI_PREFIX
 
 #: Fields whose cost grows with their value: their maximum in the fuzzing copy of the document
 #: (the generators may still step over it in negative mode; that is a valid request the server
@@ -49,7 +52,7 @@ NUMERIC_CAPS = {
     "inference_steps": 50, "audio_length_in_s": 1.5, "duration": 1.5, "target_len": 1.0,
 }
 #: Text fields: their longest generated value.
-TEXT_CAPS = {"text": 40, "reference_text": 40, "lyrics": 40, "negative_prompt": 40, "tokens": 400,
+TEXT_CAPS = {"text": 40, "input": 40, "reference_text": 40, "lyrics": 40, "negative_prompt": 40, "tokens": 400,
              "target_singer": 40, "model": 40}
 UPLOAD_FIELDS = ("audio", "reference_audio", "target_audio", "content_audio", "source_audio")
 KEY_HEADER = "X-API-Key"
@@ -84,7 +87,12 @@ def tiny_wav(seconds: float = 0.8, sample_rate: int = 16000, seed: int = 0) -> b
 def capped_document(doc: dict) -> dict:
     """The document with the costly fields' maximums lowered (a copy: responses are untouched)."""
     doc = json.loads(json.dumps(doc))
-    for schema in doc.get("components", {}).get("schemas", {}).values():
+    schemas = doc.get("components", {}).get("schemas", {})
+    # Request bodies only: a response model may have a field of the same name (a voice's duration).
+    bodies = {media.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+              for operations in doc.get("paths", {}).values() for operation in operations.values()
+              for media in operation.get("requestBody", {}).get("content", {}).values()}
+    for schema in (schemas[name] for name in bodies if name in schemas):
         for name, prop in schema.get("properties", {}).items():
             for variant in [prop, *prop.get("anyOf", [])]:
                 if name in NUMERIC_CAPS and variant.get("type") in ("integer", "number"):
@@ -147,7 +155,8 @@ def check_no_server_error(response) -> str | None:
 
 
 def check_error_body(response) -> str | None:
-    """Every error is JSON {"detail": ...}: a string, or FastAPI's validation list for 422."""
+    """Every error is JSON {"detail": ...}: a string, or FastAPI's validation list for 422; on the
+    OpenAI-compatible routes (/v1/...), OpenAI's {"error": {"message", "type", "param", "code"}}."""
     if response.status_code < 400:
         return None
     ctype = header(response, "content-type")
@@ -157,6 +166,13 @@ def check_error_body(response) -> str | None:
         body = json.loads(response.content)
     except ValueError:
         return "error body is not valid JSON"
+    if urlsplit(str(response.request.url)).path.startswith(OPENAI_PREFIX):
+        error = body.get("error") if isinstance(body, dict) else None
+        if set(body) != {"error"} or not isinstance(error, dict) or set(error) != {"message", "type", "param", "code"}:
+            return "error body is not OpenAI's {\"error\": {message, type, param, code}}"
+        if not isinstance(error["message"], str) or not error["message"].strip():
+            return "OpenAI error message is not a non-empty string"
+        return None
     if not isinstance(body, dict) or set(body) != {"detail"}:
         return f"error body is not {{\"detail\": ...}}: keys {sorted(body) if isinstance(body, dict) else type(body).__name__}"
     detail = body["detail"]

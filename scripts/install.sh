@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# g++ builds pyworld (Noro's F0), which PyPI ships as source only.
-SYSTEM_PACKAGES=(espeak-ng libsndfile1 g++)
+# g++ builds pyworld (Noro's F0), which PyPI ships as source only. chromium runs the playground
+# page's browser tests (Playwright drives it; Playwright's own browser downloads are not used).
+SYSTEM_PACKAGES=(espeak-ng libsndfile1 g++ chromium)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -43,6 +43,11 @@ class AppArgs(Settings):
         description="families whose parts run inside their entry's replica instead of as deployments of their "
                     "own: one process per family (the local profile); off, parts scale on their own (production)")
 
+    models: Optional[list[str]] = Field(
+        None, description="the model families this application deploys (family keys: deployments/<family>.py "
+                          "FAMILY, e.g. [vocoders, codecs]); absent: all. Routes of the others answer 503 and "
+                          "/api/health shows them not_deployed")
+
     @field_validator("inline_parts")
     @classmethod
     def _known_families(cls, value: list[str]) -> list[str]:
@@ -50,6 +55,20 @@ class AppArgs(Settings):
         unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError(f"unknown families {unknown}; families with parts: {sorted(known)}")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _deployable_families(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+        if value is None:
+            return None
+        known = {f.key for f in topology.families() if f.entries}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            # a family without entries (asr: Whisper) has no routes: it comes with the families using it
+            raise ValueError(f"unknown model families {unknown}; families: {sorted(known)}")
+        if not value:
+            raise ValueError("models: name at least one family (or leave it out for all)")
         return value
 
     def loading(self) -> dict:
@@ -63,9 +82,9 @@ def build_app(args: dict | None = None):
 
 
 def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[str, dict] | None = None):
-    """Bind every declared family and the ingress. Replica counts and batching normally come from
-    the config file; tests and benchmarks pass them here (``options``: deployment name -> Serve
-    options, e.g. a vocoder's ``user_config``)."""
+    """Bind the families ``args.models`` names (all by default; see :func:`deployed_entries`) and the
+    ingress. Replica counts and batching normally come from the config file; tests and benchmarks
+    pass them here (``options``: deployment name -> Serve options, e.g. a vocoder's ``user_config``)."""
     options = options or {}
     loading = parsed.loading()
     parts = topology.all_parts()
@@ -90,7 +109,7 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[
                 bound[name] = deployment.bind(**args, **loading)
         return bound[name]
 
-    handles = {name: bind(name) for name in entries}
+    handles = {name: bind(name) for name in deployed_entries(parsed)}
     settings = parsed.model_dump(include=set(Settings.model_fields) - {"api_keys"})
     ingress = {"ray_actor_options": {"runtime_env": {"env_vars": INGRESS_ENV}}}
     if ingress_replicas is not None:
@@ -98,12 +117,29 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[
     return AmphionIngress.options(**ingress).bind(handles, settings)
 
 
+def deployed_entries(parsed: AppArgs) -> list[str]:
+    """The entries this application deploys: those of the families in ``args.models`` (all when
+    absent), plus every entry one of them uses (DualCodec-VALL-E calls the codecs family's DualCodec,
+    which is then deployed, and serves its own routes, even with ``codecs`` left out). Parts (shared
+    ones included) follow from the entries' ``uses``: a part is bound when an entry using it is."""
+    chosen = None if parsed.models is None else set(parsed.models)
+    entries = {entry.name: entry for family in topology.families() for entry in family.entries
+               if chosen is None or family.key in chosen}
+    pending = list(entries.values())
+    while pending:
+        for use in pending.pop().uses:
+            entry = topology.entry_named(use)
+            if entry is not None and entry.name not in entries:
+                entries[entry.name] = entry
+                pending.append(entry)
+    return list(entries)
+
+
 def deployment_names(parsed: AppArgs) -> set[str]:
     """The deployments :func:`compose` creates for these args, the ingress included."""
     inline = set(parsed.inline_parts)
     names = {AmphionIngress.name}
-    for family in topology.families():
-        for entry in family.entries:
-            names.add(entry.name)
-            names.update(n for n in entry.uses if not topology.runs_inline(n, inline))
+    for name in deployed_entries(parsed):
+        names.add(name)
+        names.update(n for n in topology.entry_named(name).uses if not topology.runs_inline(n, inline))
     return names

@@ -12,6 +12,20 @@ import hmac
 from serve_app.settings import DEV_API_KEY, Settings
 
 API_KEY_HEADER = "X-API-Key"
+#: ``Authorization: Bearer <key>`` is accepted too: what OpenAI's clients (and most HTTP tooling) send.
+BEARER_PREFIX = "bearer "
+
+
+def presented_key(headers) -> str | None:
+    """The key a request presents: its ``X-API-Key`` header, else an ``Authorization: Bearer`` token.
+    ``headers``: a mapping with lower-case names (Starlette's Headers, or a plain dict)."""
+    key = headers.get(API_KEY_HEADER.lower())
+    if key:
+        return key
+    authorization = headers.get("authorization", "")
+    if authorization[:len(BEARER_PREFIX)].lower() == BEARER_PREFIX:
+        return authorization[len(BEARER_PREFIX):].strip() or None
+    return None
 
 
 def _digest(key: str) -> bytes:

@@ -7,13 +7,17 @@ and as a plain FastAPI process (the serving-overhead benchmark's baseline, and u
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 
-from deployments.errors import ModelError, ModelUnavailable, handle_call_failure
+from deployments.errors import ModelBusy, ModelError, ModelNotDeployed, ModelUnavailable, handle_call_failure
+from serve_app.metrics import pending_calls
 
 log = logging.getLogger("amphion.ingress")
 
 INFO_TIMEOUT_S = 3.0
+#: Health status of a model whose family this application leaves out (``args.models``).
+NOT_DEPLOYED = "not_deployed"
 
 
 def _not_running(deployment: str, why: str) -> dict:
@@ -21,7 +25,14 @@ def _not_running(deployment: str, why: str) -> dict:
             "detail": f"deployment {deployment} {why}"}
 
 
+#: Set in the context of an async job (Prefer: respond-async): its model calls have no deadline.
+NO_DEADLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("amphion_no_deadline", default=False)
+
+
 class _Backend:
+    #: Seconds a model call may take, queueing included (settings.model_timeout_s; None: no limit).
+    call_timeout_s: float | None = None
+
     def __init__(self):
         self._described: dict[str, dict] = {}
 
@@ -32,7 +43,15 @@ class _Backend:
         raise NotImplementedError
 
     async def call(self, deployment: str, method: str, payload: dict):
-        return await self._invoke(self._target(deployment), method, payload)
+        """``method(payload)`` on ``deployment``; cancelled after ``call_timeout_s`` (503, Retry-After)
+        unless this context runs an async job (:data:`NO_DEADLINE`)."""
+        timeout = None if NO_DEADLINE.get() else self.call_timeout_s
+        with pending_calls(deployment=deployment):
+            try:
+                return await asyncio.wait_for(self._invoke(self._target(deployment), method, payload), timeout)
+            except asyncio.TimeoutError:
+                raise ModelBusy(f"deployment {deployment} did not answer within {timeout:g} s (busy or slow); "
+                                "retry later, or send 'Prefer: respond-async' for a long job") from None
 
     async def describe(self, deployment: str) -> dict:
         """Static facts about a deployment's model (sample rate, mel size); cached once known."""
@@ -47,6 +66,8 @@ class _Backend:
         try:
             target = self._target(deployment)
             return await asyncio.wait_for(self._invoke(target, "info", model), INFO_TIMEOUT_S)
+        except ModelNotDeployed as exc:  # left out by args.models: not a fault of this application
+            return {"status": NOT_DEPLOYED, "running": False, "weights": None, "detail": exc.detail}
         except ModelUnavailable as exc:
             return _not_running(deployment, f"is not available: {exc.detail}")
         except asyncio.TimeoutError:
@@ -64,7 +85,7 @@ class ServeBackend(_Backend):
     def _target(self, deployment: str):
         handle = self.handles.get(deployment)
         if handle is None:
-            raise ModelUnavailable(f"deployment {deployment} is not part of this application")
+            raise ModelNotDeployed.for_deployment(deployment)
         return handle
 
     async def _invoke(self, handle, method: str, *args):
@@ -90,7 +111,7 @@ class LocalBackend(_Backend):
     def _target(self, deployment: str):
         service = self.services.get(deployment)
         if service is None:
-            raise ModelUnavailable(f"deployment {deployment} is not part of this application")
+            raise ModelNotDeployed.for_deployment(deployment)
         return service
 
     async def _invoke(self, service, method: str, *args):

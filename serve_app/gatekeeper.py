@@ -21,7 +21,7 @@ from typing import Callable
 
 from starlette.routing import Match
 
-from serve_app.auth import API_KEY_HEADER, KeyChecker
+from serve_app.auth import API_KEY_HEADER, KeyChecker, presented_key
 from serve_app.errors import REQUEST_ID_HEADER, new_request_id
 from serve_app.progress import TASK_ID_RULE, new_task_id, valid_task_id
 from serve_app.ratelimit import RateDecision
@@ -30,8 +30,9 @@ log = logging.getLogger("amphion.ingress")
 
 TASK_ID_HEADER = "X-Task-ID"
 
-# Open without a key: liveness probes and the API documentation.
-EXEMPT_PREFIXES = ("/api/docs",)
+# Open without a key: liveness probes, the API documentation and the playground page (which asks
+# for the key itself and sends it with each call).
+EXEMPT_PREFIXES = ("/api/docs", "/playground")
 EXEMPT_PATHS = ("/api/health", "/api/openapi.json")
 
 
@@ -50,6 +51,9 @@ class GateContext:
     route_templates: Callable[[dict], str | None]   # scope -> matched route template or None
     body_limits: dict[str, int] = field(default_factory=dict)  # template -> max body bytes
     task_routes: frozenset[str] = frozenset()       # templates that create tasks
+    # Templates that need a key but are not counted against the rate limits: polling an async job's
+    # status every second must not use up the requests the job itself was allowed.
+    uncounted_routes: frozenset[str] = frozenset()
     body_timeout_s: float | None = None  # None: the app's settings.body_timeout_s (see _setting)
     require_content_length: bool | None = None  # None: the app's settings.require_content_length
 
@@ -98,19 +102,21 @@ class Gatekeeper:
                 return
             if not is_exempt(method, path):
                 headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
-                key_id = ctx.keys.identify(headers.get(API_KEY_HEADER.lower()))
+                key_id = ctx.keys.identify(presented_key(headers))
                 if key_id is None:
-                    await reply(401, f"missing or invalid API key: send it in the {API_KEY_HEADER} header")
+                    await reply(401, f"missing or invalid API key: send it in the {API_KEY_HEADER} header "
+                                     "(or as Authorization: Bearer <key>)")
                     return
                 scope["state"]["key_id"] = key_id
                 template = ctx.route_templates(scope)
-                if template is not None:
+                if template is not None and template not in ctx.uncounted_routes:
                     decision = RateDecision(**await ctx.store.rate_hit(key_id, f"{method} {template}"))
                     extra.update(decision.headers())
                     if not decision.allowed:
                         await reply(429, f"rate limit exceeded: {decision.limit} requests allowed; "
                                          f"retry in {decision.retry_after_s} s")
                         return
+                if template is not None:
                     limit = ctx.body_limits.get(template)
                     if limit is not None:
                         declared = headers.get("content-length")

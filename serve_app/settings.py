@@ -44,8 +44,18 @@ class Settings(BaseModel):
                            "Ray Serve's proxy such a body is buffered as fast as the client sends it, so its "
                            "size is only found out after hundreds of MB; every usual client declares it")
 
-    # Progress
-    task_ttl_s: float = Field(600, gt=0)
+    # Model calls
+    model_timeout_s: float = Field(
+        900, gt=0, description="longest a model request may wait and run, queueing included; beyond it the call is "
+                               "cancelled and the client gets 503 with Retry-After (an overloaded service says "
+                               "so instead of holding connections open). Async jobs (Prefer: respond-async) "
+                               "have no such limit")
+
+    # Progress and async jobs (Prefer: respond-async)
+    task_ttl_s: float = Field(600, gt=0, description="seconds a task's progress, and an async job's result "
+                                                     "after it finished, are kept")
+    max_async_jobs: int = Field(16, ge=1, description="async jobs one ingress replica runs at once; more are "
+                                                       "refused 503 with Retry-After")
 
     # Storage shared by every ingress replica: saved voices and async job results live under it.
     # One machine: a local folder; a cluster: a mount every ingress node sees (NFS, EFS, Filestore).
@@ -53,6 +63,10 @@ class Settings(BaseModel):
         default_factory=lambda: os.environ.get("AMPHION_STORAGE_DIR", str(Path.home() / ".local/share/amphion-serve")),
         description="folder for saved voices and async job results, shared by every ingress replica "
                     "(AMPHION_STORAGE_DIR overrides the default)")
+    # Saved voices (POST /api/voices), counted per API key: over either quota a new voice is refused
+    # (409 for the count, 413 for the bytes) until the key deletes some.
+    voice_max_count: int = Field(100, ge=1, description="saved voices per API key")
+    voice_max_mb: float = Field(200, gt=0, description="MB of saved voice audio per API key, all its voices together")
 
     # Models
     weights: str = Field("auto", pattern="^(pretrained|tiny|auto)$")
@@ -62,6 +76,9 @@ class Settings(BaseModel):
 
     def content_bytes(self) -> int:
         return int(self.max_content_mb * MB)
+
+    def voice_bytes(self) -> int:
+        return int(self.voice_max_mb * MB)
 
 
 def keys_from_environment(env: dict[str, str] | None = None) -> list[str]:

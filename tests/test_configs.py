@@ -65,3 +65,40 @@ def test_dtype_setting():
     assert select_dtype("auto", "cpu") is torch.float32 and select_dtype("bfloat16", "cpu") is torch.bfloat16
     with pytest.raises(ValueError):
         select_dtype("float8", "cpu")
+
+
+def test_a_subset_config_lists_exactly_its_deployments():
+    """scripts/serve_config.py (what `AMPHION_MODELS=... make serve` runs) keeps only the deployments the
+    builder creates for args.models; an entry another family's entry uses comes along (VALL-E's DualCodec)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from serve_config import for_models, parse_models
+
+    from serve_app.application import AppArgs, deployed_entries, deployment_names
+
+    assert parse_models(" vocoders, codecs ,") == ["vocoders", "codecs"] and parse_models("") is None
+    for name in ("serve.yaml", "serve.local.yaml"):
+        config = yaml.safe_load((ROOT / "config" / name).read_text())
+        assert for_models(config, None) == config  # no subset asked: the file as it is
+        for models in (["vocoders"], ["valle"], ["metis", "tta"]):
+            (app,) = for_models(config, models)["applications"]
+            assert app["args"]["models"] == models
+            assert {d["name"] for d in app["deployments"]} == deployment_names(AppArgs(**app["args"])), (name, models)
+        (app,) = for_models(config, ["vocoders"])["applications"]
+        assert {d["name"] for d in app["deployments"]} == {"AmphionIngress", "BigVGAN", "HiFiGAN", "NSFHiFiGAN"}
+    valle = AppArgs(models=["valle"])
+    assert deployed_entries(valle) == ["DualCodecVALLE", "DualCodec"]
+    assert deployment_names(valle) == {"AmphionIngress", "DualCodecVALLE", "DualCodec", "W2VBertSemantic", "WhisperASR"}
+    with pytest.raises(ValueError, match="unknown model families"):
+        AppArgs(models=["vocoder"])
+    with pytest.raises(ValueError, match="at least one"):
+        AppArgs(models=[])
+
+
+def test_compose_binds_only_the_chosen_families():
+    from serve_app.application import AppArgs, compose
+
+    app = compose(AppArgs(models=["vocoders"], weights="tiny"))
+    handles, _settings = app._bound_deployment.init_args
+    assert set(handles) == {"BigVGAN", "HiFiGAN", "NSFHiFiGAN"}

@@ -25,27 +25,39 @@ def mirror(tmp_path, monkeypatch):
         dest = root / pin.upstream
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SHARED / name, dest)
-    monkeypatch.setattr(data, "G2P_SOURCE", dataclasses.replace(G2P_SOURCE, url_template=f"file://{root}/{{path}}"))
+    source = dataclasses.replace(G2P_SOURCE, url_template=f"file://{root}/{{path}}")
+    monkeypatch.setattr(data, "G2P_FILES", dataclasses.replace(data.G2P_FILES, pinned=source))
+    monkeypatch.setenv("AMPHION_DATA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("AMPHION_G2P_DATA", raising=False)
     return root
 
 
-def test_download_verifies_and_resolves(tmp_path, mirror, monkeypatch):
-    monkeypatch.delenv("AMPHION_G2P_DATA", raising=False)
-    cache = tmp_path / "cache"
+def test_download_verifies_and_resolves(tmp_path, mirror):
+    cache = G2P_SOURCE.cache_folder()
+    assert cache.is_relative_to(tmp_path)
     with pytest.raises(G2PDataUnavailable, match="download_weights.py maskgct"):
-        resolve_g2p_data("auto", cache=cache)
-    download_g2p_data(cache, progress=False)
+        resolve_g2p_data("auto")
+    download_g2p_data(progress=False)
     assert missing_files(cache, verify=True) == []
-    assert resolve_g2p_data("auto", cache=cache) == cache
+    assert resolve_g2p_data("auto") == cache
 
 
-def test_tampered_file_is_refused(tmp_path, mirror, monkeypatch):
+def test_an_auto_lookup_notes_the_missing_data_for_a_download(mirror):
+    from models.weights import noting_missing
+
+    with noting_missing() as noted, pytest.raises(G2PDataUnavailable):
+        resolve_g2p_data("auto")
+    assert [files.pinned.name for files in noted.values()] == ["maskgct_g2p"]
+
+
+def test_tampered_file_is_refused(tmp_path, mirror):
     (mirror / "models/tts/maskgct/g2p/vocab.json").write_text('{"tampered": 1}' + " " * 5787)
     with pytest.raises(G2PDataUnavailable, match="SHA-256"):
-        download_g2p_data(tmp_path / "cache", progress=False)
-    assert not (tmp_path / "cache" / "vocab.json").exists()  # nothing half-written
+        download_g2p_data(progress=False)
+    assert not (G2P_SOURCE.cache_folder() / "vocab.json").exists()  # nothing half-written
 
 
 def test_env_folder_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMPHION_DATA_CACHE", str(tmp_path))
     monkeypatch.setenv("AMPHION_G2P_DATA", str(SHARED))
-    assert resolve_g2p_data("tiny", cache=tmp_path) == SHARED
+    assert resolve_g2p_data("tiny") == SHARED

@@ -80,3 +80,40 @@ def test_a_full_queue_answers_503_with_retry_after():
     assert r.status_code == 503
     assert r.headers["retry-after"] == str(ModelBusy.retry_after_s)
     assert "at capacity" in r.json()["detail"]
+
+
+class SlowService:
+    async def vocode(self, payload):
+        await asyncio.sleep(payload["seconds"])
+        return "done"
+
+
+def test_a_call_past_the_deadline_is_cancelled_and_answers_503_busy():
+    from serve_app.backend import NO_DEADLINE, LocalBackend
+
+    backend = LocalBackend({"BigVGAN": SlowService()})
+    backend.call_timeout_s = 0.1
+    with pytest.raises(ModelBusy, match="did not answer within 0.1 s"):
+        asyncio.run(backend.call("BigVGAN", "vocode", {"seconds": 5}))
+    assert asyncio.run(backend.call("BigVGAN", "vocode", {"seconds": 0.01})) == "done"
+
+    async def as_async_job():
+        NO_DEADLINE.set(True)     # what the async-job runner does for its background work
+        return await backend.call("BigVGAN", "vocode", {"seconds": 0.3})
+
+    assert asyncio.run(as_async_job()) == "done"
+
+
+def test_a_part_error_arriving_as_rays_wrapper_crosses_the_next_hop_as_ours():
+    """Ray raises a part's error in the caller as a RayTaskError subclass of it; the entry re-raises
+    a plain instance of our class (Ray cannot wrap its own wrapper again: that was a 500)."""
+    from ray.exceptions import RayTaskError
+
+    for cls in (ModelBusy, ModelUnavailable, InvalidModelInput):
+        wrapped = RayTaskError("generate", "traceback text", cls("no singer named 'nobody at all'"))
+        wrapped = wrapped.as_instanceof_cause()
+        assert isinstance(wrapped, cls) and type(wrapped) is not cls
+        parts = PartHandles({"SVCVitsAcoustic": FailingHandle(wrapped)}, {}, frozenset(), None, "SVC")
+        with pytest.raises(cls) as raised:
+            asyncio.run(parts.call("SVCVitsAcoustic", "generate"))
+        assert type(raised.value) is cls and "nobody at all" in raised.value.detail

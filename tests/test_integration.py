@@ -264,7 +264,9 @@ def test_oversized_upload_refused_without_the_ingress_holding_it(served):
 def test_openapi_served_by_the_application(served):
     spec = httpx.get(served.base_url + "/api/openapi.json").json()
     posts = {p for p in spec["paths"] if p.startswith("/api/") and "post" in spec["paths"][p]}
-    # the spec's 22 model routes, plus Metis' extension tasks
-    assert len(posts) == 25 and {"/api/vc/metis", "/api/se/metis", "/api/tse/metis"} <= posts
+    # the spec's 22 model routes, plus Metis' extension tasks, plus saving a voice
+    assert len(posts) == 26 and {"/api/vc/metis", "/api/se/metis", "/api/tse/metis", "/api/voices"} <= posts
+    # and the OpenAI-compatible speech route
+    assert "post" in spec["paths"]["/v1/audio/speech"] and "get" in spec["paths"]["/v1/models"]
     assert httpx.get(served.base_url + "/api/docs").status_code == 200
 

@@ -203,10 +203,15 @@ def test_ranges_are_enforced_with_422(client):
 
 
 def test_route_whose_deployment_is_absent_is_503_naming_it(client):
-    # this app holds the vocoders only
+    # this app holds the vocoders only (as args.models: [vocoders] builds it)
     r = client.post("/api/svc/transformersvc", headers=key(), data={"target_singer": "x"},
                     files={"content_audio": ("s.wav", wav_bytes())})
-    assert r.status_code == 503 and "SVC" in r.json()["detail"] and "not part of this application" in r.json()["detail"]
+    assert r.status_code == 503 and r.json()["detail"] == "SVC is not deployed here (args.models)"
+    health = client.get("/api/health").json()
+    assert health["models"]["transformersvc"]["status"] == "not_deployed"
+    assert health["models"]["transformersvc"]["detail"] == "SVC is not deployed here (args.models)"
+    assert health["models"]["hifigan"]["status"] == "ready"
+    assert health["status"] == "healthy"  # families left out on purpose do not degrade the application
 
 
 def test_unexpected_error_is_500_with_request_id_and_no_leak():
@@ -261,13 +266,16 @@ def test_progress_socket_bad_key_closes_1008(client):
 
 def test_openapi_lists_all_routes_with_fields_and_security(client):
     spec = client.get("/api/openapi.json").json()
-    model_paths = [p for p in spec["paths"] if p.startswith("/api/") and "post" in spec["paths"][p]]
+    model_paths = [p for p in spec["paths"]
+                   if p.startswith("/api/") and "post" in spec["paths"][p] and p != "/api/voices"]  # voices: no model
     # the spec's 22, plus Metis' extension tasks (decisions.md)
     extensions = {"/api/vc/metis", "/api/se/metis", "/api/tse/metis"}
     assert len(model_paths) == 25 and extensions <= set(model_paths)
     assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     op = spec["paths"]["/api/tta/audioldm"]["post"]
-    assert op["security"] == [{"APIKeyHeader": []}]
+    assert op["security"] == [{"APIKeyHeader": []}, {"BearerAuth": []}]     # either one
+    assert spec["components"]["securitySchemes"]["BearerAuth"] == {
+        "type": "http", "scheme": "bearer", "description": "The same key as X-API-Key"}
     assert "audio/wav" in op["responses"]["200"]["content"]
     ref = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["$ref"].split("/")[-1]
     props = spec["components"]["schemas"][ref]["properties"]

@@ -8,6 +8,7 @@
 * :mod:`models.core.stages`: what a family's orchestration shares (arrays across handles, the random
   state across stages, running stages inline).
 * :mod:`models.core.checks`: checks of a request's plain values and recordings.
+* :mod:`models.core.prompt_cache`: prompt encodings kept per reference recording between requests.
 
 Import from the submodules; this package imports nothing itself.
 """

@@ -24,6 +24,7 @@ from models.audio.resample import to_rate
 from models.blocks.masked_generation import executed_steps
 from models.core import checks
 from models.core import stages as core_stages
+from models.core.prompt_cache import PromptMemo
 from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator
 from models.maskgct.configs import ACOUSTIC_SAMPLE_RATE, SEMANTIC_SAMPLE_RATE
 from models.maskgct.s2a import DEFAULT_STEPS as S2A_DEFAULT_STEPS
@@ -390,10 +391,13 @@ class MaskGCTOrchestrator:
         s2a_temperature: float = S2A_TEMPERATURE,
         filter_thres: float = FILTER_THRES,
         max_chars: int | None = None,
+        prompts: PromptMemo | None = None,
     ) -> np.ndarray:
         """See :meth:`models.maskgct.pipeline.MaskGCTPipeline.generate`. ``on_progress`` gets the
         stages this orchestration runs itself (prompts, G2P, decode); the generating stages report
-        their own steps (``progress`` in their requests)."""
+        their own steps (``progress`` in their requests). ``prompts``: where the reference's
+        encodings are kept between requests (:mod:`models.core.prompt_cache`; default: computed)."""
+        prompts = prompts or PromptMemo()
         # --- cheap checks first: nothing runs on a request that must fail
         c = await self.offload(
             self._checked, text, language, reference_wav_24k, reference_text, target_len_s, n_timesteps, cfg,
@@ -406,9 +410,10 @@ class MaskGCTOrchestrator:
                 on_progress(stage, step, total)
 
         # --- prompts
-        prompt_semantic = int64(await stages.semantic_tokens(c["wav16"])).reshape(-1)
+        prompt_semantic = int64(await prompts.get("semantic_tokens",
+                                                  lambda: stages.semantic_tokens(c["wav16"]))).reshape(-1)
         progress("semantic_prompt", 1, 1)
-        prompt_codes = int64(await stages.acoustic_codes(c["wav24"]))
+        prompt_codes = int64(await prompts.get("acoustic_codes", lambda: stages.acoustic_codes(c["wav24"])))
         progress("acoustic_prompt", 1, 1)
         n_prompt = min(prompt_semantic.shape[0], prompt_codes.shape[0])
         if n_prompt < 1:

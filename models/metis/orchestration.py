@@ -20,6 +20,7 @@ import torch
 from models.audio.resample import to_rate
 from models.core import checks
 from models.core import stages as core_stages
+from models.core.prompt_cache import PromptMemo
 from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator, step_reporter
 from models.maskgct import orchestration as maskgct
 from models.maskgct.orchestration import MaskGCTOrchestrator
@@ -179,11 +180,14 @@ class MetisOrchestrator:
             raise MetisInputError(f"{what} has nothing to pronounce")
         return ids
 
-    async def _prompt(self, stages: MetisStages, wav24: np.ndarray, wav16: np.ndarray, progress: ProgressFn):
-        """(semantic int64 [P], acoustic codes int64 [P, nq]) of a 24 kHz reference, cut to a common P."""
-        sem = int64(await stages.semantic_tokens(wav16)).reshape(-1)
+    async def _prompt(self, stages: MetisStages, wav24: np.ndarray, wav16: np.ndarray, progress: ProgressFn,
+                      prompts: PromptMemo | None):
+        """(semantic int64 [P], acoustic codes int64 [P, nq]) of a 24 kHz reference, cut to a common P;
+        ``prompts`` keeps them between requests (None: computed)."""
+        prompts = prompts or PromptMemo()
+        sem = int64(await prompts.get("semantic_tokens", lambda: stages.semantic_tokens(wav16))).reshape(-1)
         progress("semantic_prompt", 1, 1)
-        codes = int64(await stages.acoustic_codes(wav24))
+        codes = int64(await prompts.get("acoustic_codes", lambda: stages.acoustic_codes(wav24)))
         progress("acoustic_prompt", 1, 1)
         n = min(sem.shape[0], codes.shape[0])
         if n < 1:
@@ -229,14 +233,15 @@ class MetisOrchestrator:
                   language: str | None = None, reference_language: str | None = None,
                   target_len_s: float | None = None, n_timesteps: int = STAGE1_SETTINGS["tts"].n_timesteps,
                   cfg: float = STAGE1_SETTINGS["tts"].cfg, seed: int | None = None,
-                  on_progress: ProgressFn | None = None) -> np.ndarray:
+                  on_progress: ProgressFn | None = None, prompts: PromptMemo | None = None) -> np.ndarray:
         """Metis TTS: MaskGCT's T2S (Metis' temperature) with Metis' target-length rule (prompt tokens
         x UTF-8 bytes of the text / bytes of the reference text, unless ``target_len_s``) and stage 2;
-        24 kHz float32, only the target decoded. ``language`` None or ``auto``: detected per text."""
+        24 kHz float32, only the target decoded. ``language`` None or ``auto``: detected per text.
+        ``prompts``: where the reference's encodings are kept between requests (None: computed)."""
         progress = self._progress(on_progress)
         c = await self.offload(self._tts_checked, text, reference24k, reference_text, language, reference_language,
                                target_len_s, n_timesteps, cfg, seed)
-        sem, codes = await self._prompt(stages, c["wav24"], c["wav16"], progress)
+        sem, codes = await self._prompt(stages, c["wav24"], c["wav16"], progress, prompts)
         target_len = c["target_len"]
         if target_len is None:
             target_len = self._check_length(tts_target_len(sem.shape[0], c["text"], c["reference_text"]), "the text")
@@ -257,7 +262,8 @@ class MetisOrchestrator:
         return to_rate(checks.mono(wav24, what, MetisInputError), ACOUSTIC_RATE, SEMANTIC_RATE)
 
     async def _conditioned(self, stages: MetisStages, task: str, audio24k: np.ndarray, what: str,
-                           reference24k: np.ndarray | None, seed: int | None, on_progress: ProgressFn | None):
+                           reference24k: np.ndarray | None, seed: int | None, on_progress: ProgressFn | None,
+                           prompts: PromptMemo | None = None):
         progress = self._progress(on_progress)
         seed = checks.seed(seed, MetisInputError)
         audio16 = await self.offload(self._audio16, audio24k, what)
@@ -268,7 +274,7 @@ class MetisOrchestrator:
         else:
             wav24 = await self.offload(MaskGCTOrchestrator.reference, reference24k)
             wav16 = await self.offload(to_rate, wav24, ACOUSTIC_RATE, SEMANTIC_RATE)
-            sem, codes = await self._prompt(stages, wav24, wav16, progress)
+            sem, codes = await self._prompt(stages, wav24, wav16, progress, prompts)
             cond16 = np.concatenate([wav16, audio16])
         if len(audio16) < SEMANTIC_RATE // maskgct.FRAME_RATE:
             raise MetisInputError(f"{what} is too short")
@@ -281,14 +287,19 @@ class MetisOrchestrator:
         return await self._finish(stages, sem, answer["tokens"], codes, seed, answer["rng"], progress)
 
     async def vc(self, stages: MetisStages, source24k: np.ndarray, reference24k: np.ndarray, *,
-                 seed: int | None = None, on_progress: ProgressFn | None = None) -> np.ndarray:
-        """Voice conversion: the source's content in the reference's voice."""
-        return await self._conditioned(stages, "vc", source24k, "source_audio", reference24k, seed, on_progress)
+                 seed: int | None = None, on_progress: ProgressFn | None = None,
+                 prompts: PromptMemo | None = None) -> np.ndarray:
+        """Voice conversion: the source's content in the reference's voice (``prompts`` as in :meth:`tts`:
+        the reference's tokens and codes; its features are read with the source's, so never kept)."""
+        return await self._conditioned(stages, "vc", source24k, "source_audio", reference24k, seed, on_progress,
+                                       prompts)
 
     async def tse(self, stages: MetisStages, mixture24k: np.ndarray, reference24k: np.ndarray, *,
-                  seed: int | None = None, on_progress: ProgressFn | None = None) -> np.ndarray:
+                  seed: int | None = None, on_progress: ProgressFn | None = None,
+                  prompts: PromptMemo | None = None) -> np.ndarray:
         """Target speaker extraction: the enrolment (reference) speaker's speech out of the mixture."""
-        return await self._conditioned(stages, "tse", mixture24k, "audio", reference24k, seed, on_progress)
+        return await self._conditioned(stages, "tse", mixture24k, "audio", reference24k, seed, on_progress,
+                                       prompts)
 
     async def se(self, stages: MetisStages, noisy24k: np.ndarray, *, seed: int | None = None,
                  on_progress: ProgressFn | None = None) -> np.ndarray:

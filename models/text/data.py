@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from models.pinned import PinnedFile, PinnedFilesUnavailable, PinnedSource
+from models.pinned import PinnedFile, PinnedSource
+from models.weights import HubFiles, WeightsUnavailable, download, find_local, resolve
 
 from .g2p import DATA_DIR_ENV, REFERENCE_COMMIT, G2PDataUnavailable
 
@@ -38,6 +39,10 @@ G2P_SOURCE = PinnedSource("maskgct_g2p", commit=REFERENCE_COMMIT, files={
 })
 
 
+#: The G2P data as the weights resolver knows it (``$AMPHION_G2P_DATA``, else the pinned cache).
+G2P_FILES = HubFiles(repo_id=None, patterns=tuple(G2P_SOURCE.files), local_dir_env=DATA_DIR_ENV, pinned=G2P_SOURCE)
+
+
 def default_cache() -> Path:
     return G2P_SOURCE.cache_folder()
 
@@ -47,28 +52,29 @@ def missing_files(folder: Path, verify: bool = False) -> list[str]:
     return G2P_SOURCE.missing(folder, verify)
 
 
-def resolve_g2p_data(mode: str = "auto", *, cache: Path | None = None) -> Path:
-    """The G2P data folder. `$AMPHION_G2P_DATA` wins; otherwise the pinned cache folder, which
-    "pretrained" mode fills by downloading (unless HF_HUB_OFFLINE is set); "auto" and "tiny" never
-    download. Raises G2PDataUnavailable with what to do."""
-    configured = os.environ.get(DATA_DIR_ENV)
-    if configured:
-        return Path(configured)
-    folder = cache or default_cache()
-    if not missing_files(folder):
-        return folder
-    if mode == "pretrained" and os.environ.get("HF_HUB_OFFLINE", "") not in ("1", "true", "True"):
-        return download_g2p_data(folder)
-    raise G2PDataUnavailable(
-        "MaskGCT G2P data not present: run scripts/download_weights.py maskgct where GitHub is "
-        f"reachable, or set {DATA_DIR_ENV} to a folder holding Amphion's models/tts/maskgct/g2p files "
-        f"at commit {REFERENCE_COMMIT[:10]}"
-    )
-
-
-def download_g2p_data(folder: Path | None = None, *, progress: bool = True) -> Path:
-    """Download every missing file into `folder` (atomically, hash-checked)."""
+def resolve_g2p_data(mode: str = "auto") -> Path:
+    """The G2P data folder, through the weights resolver: `$AMPHION_G2P_DATA` wins; otherwise the
+    pinned cache folder, which "pretrained" mode fills by downloading (unless HF_HUB_OFFLINE is set).
+    Data, not weights: "tiny" reads it too; "auto" and "tiny" read this machine only (an auto-mode
+    service fetches it in the background: ``deployments.fetching``). Raises G2PDataUnavailable with
+    what to do."""
     try:
-        return G2P_SOURCE.download(folder, progress=progress)
-    except PinnedFilesUnavailable as exc:
+        found = resolve(G2P_FILES, "pretrained") if mode == "pretrained" else find_local(G2P_FILES)
+    except WeightsUnavailable as exc:
+        if os.environ.get(DATA_DIR_ENV):  # the configured folder is incomplete: say which files
+            raise G2PDataUnavailable(f"MaskGCT G2P data: {exc}") from None
+        raise G2PDataUnavailable(
+            "MaskGCT G2P data not present: run scripts/download_weights.py maskgct where GitHub is "
+            f"reachable, or set {DATA_DIR_ENV} to a folder holding Amphion's models/tts/maskgct/g2p files "
+            f"at commit {REFERENCE_COMMIT[:10]}"
+        ) from None
+    assert found.root is not None
+    return found.root
+
+
+def download_g2p_data(*, progress: bool = True) -> Path:
+    """Download every missing file into the pinned cache (atomically, hash-checked)."""
+    try:
+        return download(G2P_FILES, progress=progress)
+    except WeightsUnavailable as exc:
         raise G2PDataUnavailable(str(exc)) from None

@@ -25,6 +25,7 @@ import numpy as np
 from models.audio.resample import to_rate
 from models.core import checks
 from models.core import stages as core_stages
+from models.core.prompt_cache import PromptMemo
 from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator, step_reporter
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
 from models.vevo.ar_transformer import DEFAULT_PROGRESS_EVERY as AR_PROGRESS_EVERY  # noqa: F401 (public constant)
@@ -329,8 +330,10 @@ class _Run:
         if self.on_progress is not None:
             self.on_progress(stage, self.counts[stage], total)
 
-    async def contentstyle(self, wav16k: np.ndarray, total: int) -> np.ndarray:
-        tokens = int64(await self.stages.contentstyle_tokens(wav16k)).reshape(-1)
+    async def contentstyle(self, wav16k: np.ndarray, total: int, kept: PromptMemo | None = None) -> np.ndarray:
+        """Content-style tokens; ``kept``: the reference's memo when ``wav16k`` is (all of) the reference."""
+        tokens = int64(await (kept or PromptMemo()).get(
+            "contentstyle_tokens", lambda: self.stages.contentstyle_tokens(wav16k))).reshape(-1)
         self.done("contentstyle_tokens", total)
         return tokens
 
@@ -343,10 +346,11 @@ class _Run:
         self.rng = answer["rng"]
         return int64(answer["tokens"]).reshape(-1)
 
-    async def render(self, timbre_tokens: np.ndarray, timbre24: np.ndarray, target: np.ndarray) -> np.ndarray:
+    async def render(self, timbre_tokens: np.ndarray, timbre24: np.ndarray, target: np.ndarray,
+                     kept: PromptMemo | None = None) -> np.ndarray:
         """FM (timbre reference's tokens and mel as the prompt) and the vocoder: ``target`` ->
-        ``len(target) * 480`` samples."""
-        prompt_mel = float32(await self.stages.mel(timbre24))
+        ``len(target) * 480`` samples. ``kept``: the reference's memo when ``timbre24`` is the reference."""
+        prompt_mel = float32(await (kept or PromptMemo()).get("mel", lambda: self.stages.mel(timbre24)))
         self.done("mel")
         n_prompt = min(timbre_tokens.shape[0], prompt_mel.shape[0])
         answer = await self.stages.flow_matching({
@@ -424,20 +428,22 @@ class VevoOrchestrator:
 
     async def timbre(self, stages: VevoStages, source_wav_24k, reference_wav_24k, *,
                      flow_matching_steps: int = FM_STEPS, cfg: float = FM_CFG, rescale_cfg: float = FM_RESCALE_CFG,
-                     seed: int | None = None, on_progress: ProgressFn | None = None) -> np.ndarray:
+                     seed: int | None = None, on_progress: ProgressFn | None = None,
+                     prompts: PromptMemo | None = None) -> np.ndarray:
         """Timbre conversion (``inference_fm``): the source's content and style, the reference's
-        timbre. Returns float32 24 kHz audio of ``floor(len(source) / 480) * 480`` samples."""
+        timbre. Returns float32 24 kHz audio of ``floor(len(source) / 480) * 480`` samples.
+        ``prompts`` (every task): where the reference's encodings are kept between requests."""
         settings, src24, src16, ref24, ref16 = await self.offload(
             self._conversion_inputs, source_wav_24k, reference_wav_24k,
             (flow_matching_steps, cfg, rescale_cfg, AR_TEMPERATURE, AR_TOP_K, AR_TOP_P, seed))
         run = _Run(stages, settings, on_progress)
         target = fit_frames(await run.contentstyle(src16, 2), source_frames(src24.size))
-        timbre = await run.contentstyle(ref16, 2)
-        return await run.render(timbre, ref24, target)
+        timbre = await run.contentstyle(ref16, 2, prompts)
+        return await run.render(timbre, ref24, target, prompts)
 
     async def _ar_conversion(self, stages: VevoStages, source, reference, timbre_from_source: bool, *,
                              flow_matching_steps, cfg, rescale_cfg, temperature, top_k, top_p, seed,
-                             on_progress) -> np.ndarray:
+                             on_progress, prompts: PromptMemo | None = None) -> np.ndarray:
         settings, src24, src16, ref24, ref16 = await self.offload(
             self._conversion_inputs, source, reference,
             (flow_matching_steps, cfg, rescale_cfg, temperature, top_k, top_p, seed))
@@ -445,43 +451,45 @@ class VevoOrchestrator:
         content = int64(await stages.content_tokens(np.concatenate([ref16, src16]))).reshape(-1)
         run.done("content_tokens")
         if timbre_from_source:
-            style = await run.contentstyle(ref16, 2)
-            timbre, timbre24 = await run.contentstyle(src16, 2), src24
+            style = await run.contentstyle(ref16, 2, prompts)
+            timbre, timbre24, timbre_kept = await run.contentstyle(src16, 2), src24, None
         else:  # one recording for style and timbre: tokenized once
-            style = timbre = await run.contentstyle(ref16, 1)
-            timbre24 = ref24
+            style = timbre = await run.contentstyle(ref16, 1, prompts)
+            timbre24, timbre_kept = ref24, prompts
         limits = self.ar_limits
         max_new = ar_new_tokens(limits, ar_prompt_length(content.size, style.size), source_frames(src24.size),
                                 limits.frames_per_source_frame)
         target = self._in_codebook(await run.content_style("ar_vc", content, style, max_new))
-        return await run.render(timbre, timbre24, target)
+        return await run.render(timbre, timbre24, target, timbre_kept)
 
     async def style(self, stages: VevoStages, source_wav_24k, reference_wav_24k, *,
                     flow_matching_steps: int = FM_STEPS, cfg: float = FM_CFG, rescale_cfg: float = FM_RESCALE_CFG,
                     temperature: float = AR_TEMPERATURE, top_k: int = AR_TOP_K, top_p: float = AR_TOP_P,
-                    seed: int | None = None, on_progress: ProgressFn | None = None) -> np.ndarray:
+                    seed: int | None = None, on_progress: ProgressFn | None = None,
+                    prompts: PromptMemo | None = None) -> np.ndarray:
         """Style conversion (``infer_vevostyle``): the AR re-renders the source's content in the
         reference's style (accent, emotion, prosody); the FM keeps the SOURCE's timbre. The length
         is the AR's."""
         return await self._ar_conversion(
             stages, source_wav_24k, reference_wav_24k, True, flow_matching_steps=flow_matching_steps, cfg=cfg,
             rescale_cfg=rescale_cfg, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-            on_progress=on_progress)
+            on_progress=on_progress, prompts=prompts)
 
     async def voice(self, stages: VevoStages, source_wav_24k, reference_wav_24k, mode: str = "ar", *,
                     flow_matching_steps: int = FM_STEPS, cfg: float = FM_CFG, rescale_cfg: float = FM_RESCALE_CFG,
                     temperature: float = AR_TEMPERATURE, top_k: int = AR_TOP_K, top_p: float = AR_TOP_P,
-                    seed: int | None = None, on_progress: ProgressFn | None = None) -> np.ndarray:
+                    seed: int | None = None, on_progress: ProgressFn | None = None,
+                    prompts: PromptMemo | None = None) -> np.ndarray:
         """Voice conversion: ``"ar"`` (``infer_vevovoice``) takes style and timbre from the
         reference; ``"fm"`` only its timbre (= :meth:`timbre`; the AR settings are then unused)."""
         if _mode(mode) == "fm":
             return await self.timbre(stages, source_wav_24k, reference_wav_24k,
                                      flow_matching_steps=flow_matching_steps, cfg=cfg, rescale_cfg=rescale_cfg,
-                                     seed=seed, on_progress=on_progress)
+                                     seed=seed, on_progress=on_progress, prompts=prompts)
         return await self._ar_conversion(
             stages, source_wav_24k, reference_wav_24k, False, flow_matching_steps=flow_matching_steps, cfg=cfg,
             rescale_cfg=rescale_cfg, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-            on_progress=on_progress)
+            on_progress=on_progress, prompts=prompts)
 
     def _in_codebook(self, tokens: np.ndarray) -> np.ndarray:
         kept = tokens[(tokens >= 0) & (tokens < self.codebook_size)]
@@ -508,11 +516,11 @@ class VevoOrchestrator:
         return c
 
     async def _transcribed(self, transcribe: TranscribeFn | None, ref24: np.ndarray,
-                           on_progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray]:
+                           on_progress: ProgressFn | None, prompts: PromptMemo) -> tuple[np.ndarray, np.ndarray]:
         """(phone ids of the reference's transcript, the reference cut to what the transcript covers)."""
         if transcribe is None:
             raise ReferenceTextRequired("reference_text (the reference's transcript) is required in 'ar' mode")
-        heard = await transcribe(ref24)
+        heard = await prompts.get("transcript", lambda: transcribe(ref24))
         if on_progress is not None:
             on_progress("transcribe", 1, 1)
         text = heard.get("text") or ""
@@ -533,7 +541,7 @@ class VevoOrchestrator:
                   transcribe: TranscribeFn | None = None, flow_matching_steps: int = FM_STEPS, cfg: float = FM_CFG,
                   rescale_cfg: float = FM_RESCALE_CFG, temperature: float = AR_TEMPERATURE, top_k: int = AR_TOP_K,
                   top_p: float = AR_TOP_P, seed: int | None = None,
-                  on_progress: ProgressFn | None = None) -> np.ndarray:
+                  on_progress: ProgressFn | None = None, prompts: PromptMemo | None = None) -> np.ndarray:
         """Speak ``text`` (in ``language``, ``"auto"`` detects it) with the reference's timbre
         (``infer_vevotts``). ``"ar"``: the AR is also prompted with the reference's style, which
         needs its transcript: ``reference_text`` (in ``reference_language``, default ``language``)
@@ -543,24 +551,26 @@ class VevoOrchestrator:
         c = await self.offload(self._tts_inputs, text, language, reference_wav_24k, mode, reference_text,
                                reference_language, (flow_matching_steps, cfg, rescale_cfg, temperature, top_k,
                                                     top_p, seed))
+        prompts = prompts or PromptMemo()
         run = _Run(stages, c["settings"], on_progress)
         ref24, ref16, phones = c["ref24"], c["ref16"], c["phones"]
         if c["mode"] == "fm":
             run.done("g2p")
             inputs, style = phones, np.zeros(0, np.int64)
-            timbre = await run.contentstyle(ref16, 1)
+            timbre = await run.contentstyle(ref16, 1, prompts)
         else:
             prompt_phones, style24 = c["prompt_phones"], ref24
             if prompt_phones is None:
-                prompt_phones, style24 = await self._transcribed(transcribe, ref24, on_progress)
+                prompt_phones, style24 = await self._transcribed(transcribe, ref24, on_progress, prompts)
             run.done("g2p")
             inputs = np.concatenate([prompt_phones, phones])
             if style24 is ref24:  # one recording for style and timbre: tokenized once
-                style = timbre = await run.contentstyle(ref16, 1)
+                style = timbre = await run.contentstyle(ref16, 1, prompts)
             else:
-                style = await run.contentstyle(to_rate(style24, SAMPLE_RATE, HUBERT_SAMPLE_RATE), 2)
-                timbre = await run.contentstyle(ref16, 2)
+                style = await run.contentstyle(to_rate(style24, SAMPLE_RATE, HUBERT_SAMPLE_RATE), 2,
+                                               prompts.cut(style24.size))
+                timbre = await run.contentstyle(ref16, 2, prompts)
         limits = self.ar_limits
         max_new = ar_new_tokens(limits, ar_prompt_length(inputs.size, style.size), phones.size, limits.frames_per_phone)
         target = self._in_codebook(await run.content_style("ar_tts", inputs, style, max_new))
-        return await run.render(timbre, ref24, target)
+        return await run.render(timbre, ref24, target, prompts)

@@ -26,6 +26,7 @@ from models.audio.f0 import parselmouth_f0
 from models.audio.resample import to_rate
 from models.core import checks
 from models.core import stages as core_stages
+from models.core.prompt_cache import PromptMemo
 from models.core.stages import ProgressFn, float32, generator_state, inline, int64, stage_generator, step_reporter
 from models.text import SUPPORTED_LANGUAGES, UnsupportedLanguage, detect_language, normalize_language
 # VevoSing's FM is Vevo's flow-matching transformer (the Vevo1.5 variant): its sampling defaults.
@@ -420,12 +421,15 @@ class VevoSingOrchestrator:
         temperature: float = AR_TEMPERATURE,
         top_k: int = AR_TOP_K,
         top_p: float = AR_TOP_P,
+        prompts: PromptMemo | None = None,
     ) -> np.ndarray:
         """See :meth:`models.vevosing.pipeline.VevoSingPipeline.convert`. ``on_progress`` gets the stages
-        this orchestration runs itself; the generating stages (``ar``, ``fm``) report their own steps."""
+        this orchestration runs itself; the generating stages (``ar``, ``fm``) report their own steps.
+        ``prompts``: where the reference's encodings (tokens, mel, transcript) are kept between requests."""
         c = await self.offload(self._checked, source_wav_24k, reference_wav_24k, mode, use_shifted_src,
                                flow_matching_steps, lyrics, language, reference_text, reference_language, seed,
                                cfg, rescale_cfg, temperature, top_k, top_p)
+        c["prompts"] = prompts or PromptMemo()
 
         def progress(stage: str, step: int, total: int) -> None:
             if on_progress is not None:
@@ -444,7 +448,8 @@ class VevoSingOrchestrator:
             progress("pitch", 1, 1)
         source_tokens = int64(await stages.content_style_tokens(source, shift)).reshape(-1)
         progress("content_style", 1, 2)
-        reference_tokens = int64(await stages.content_style_tokens(reference, 0)).reshape(-1)
+        reference_tokens = int64(await c["prompts"].get(
+            "content_style_tokens", lambda: stages.content_style_tokens(reference, 0))).reshape(-1)
         progress("content_style", 2, 2)
         return await self._render(stages, c, progress, reference_tokens, source_tokens,
                                   target_frames=mel_frames(source.shape[0]), rng=None)
@@ -471,7 +476,7 @@ class VevoSingOrchestrator:
                 raise VevoSingInputError("no lyrics were heard in the source audio; give lyrics")
         if reference_text is None:
             asked = None if reference_language == "auto" else reference_language
-            heard = await stages.transcribe(c["reference"], asked)
+            heard = await c["prompts"].get(f"transcript:{asked}", lambda: stages.transcribe(c["reference"], asked))
             done += 1
             progress("asr", done, calls)
             reference_text = str(heard["text"]).strip()
@@ -512,7 +517,8 @@ class VevoSingOrchestrator:
         if self.ar_length_bound is not None:
             max_new = max(1, math.ceil(self.ar_length_bound * expected))
 
-        reference_tokens = int64(await stages.content_style_tokens(reference, 0)).reshape(-1)
+        reference_tokens = int64(await c["prompts"].get(
+            "content_style_tokens", lambda: stages.content_style_tokens(reference, 0))).reshape(-1)
         progress("content_style", 1, 1)
         style = int64(await stages.prosody_tokens(melody)).reshape(-1)
         progress("prosody", 1, 1)
@@ -532,7 +538,7 @@ class VevoSingOrchestrator:
                       tokens: np.ndarray, *, target_frames: int | None, rng) -> np.ndarray:
         """FM with the reference's timbre (condition ``[reference ‖ tokens]``, prompt its mel), then the
         vocoder."""
-        prompt_mel = float32(await stages.mel(c["reference"]))
+        prompt_mel = float32(await c["prompts"].get("mel", lambda: stages.mel(c["reference"])))
         progress("mel", 1, 1)
         answer = await stages.fm({
             "codes": np.concatenate([reference_tokens, tokens]), "prompt_mel": prompt_mel,

@@ -74,7 +74,7 @@ async def dualcodec_decode(
     with timing("model"):
         result = await run_task(request, deployment, "decode",
                                 {"tokens": codes, "model": name, "subtype": SUBTYPES[response_format]})
-    response = audio_response(result, "dualcodec_output.wav")
+    response = await audio_response(result, "dualcodec_output", response_format, timing)
     response.headers["Server-Timing"] = timing.header()
     return response
 
@@ -135,6 +135,6 @@ async def facodec_decode(
     timing = ServerTiming()
     with timing("model"):
         result = await run_task(request, deployment, "decode", payload)
-    response = audio_response(result, "facodec_output.wav")
+    response = await audio_response(result, "facodec_output", response_format, timing)
     response.headers["Server-Timing"] = timing.header()
     return response

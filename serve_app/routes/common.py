@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import contextmanager
-from typing import Callable, Literal
+from contextlib import contextmanager, nullcontext
+from typing import Callable
 
 from fastapi import Request, UploadFile
 from fastapi.responses import Response
@@ -14,12 +14,16 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from deployments import topology
 from deployments.progress import ProgressReporter
 from models import registry
+from models.core.prompt_cache import prompt_key
+from serve_app import formats, streaming
 from serve_app.audio_io import decode_audio, load_npy_mel, sniff_format
 from serve_app.errors import APIError
+from serve_app.formats import RESPONSE_FORMAT_DOC, ResponseFormat  # noqa: F401  (the routes' response_format)
 
-ResponseFormat = Literal["wav", "wav_float"]
-RESPONSE_FORMAT_DOC = "WAV sample format: `wav` = 16-bit PCM (default), `wav_float` = 32-bit float"
-SUBTYPES = {"wav": "PCM_16", "wav_float": "FLOAT"}
+#: response_format -> the WAV sample format a deployment is asked for (serve_app.formats re-encodes
+#: what is not a WAV in the ingress).
+SUBTYPES = {name: formats.deployment_subtype(name) for name in formats.FORMATS}
+STREAM_DOC = streaming.STREAM_DOC
 
 # Upload fields and which size limit applies to each (decisions: reference audio 50 MB, other audio 100 MB).
 REFERENCE_FIELDS = ("reference_audio", "target_audio")
@@ -46,13 +50,16 @@ ERROR_RESPONSES = {
 _AUDIO_HEADERS = {
     "X-Task-ID": {"description": "Task id; follow progress on /ws/progress/{task_id}", "schema": {"type": "string"}},
     "X-Sample-Rate": {"description": "Sample rate of the returned audio (Hz)", "schema": {"type": "integer"}},
-    "X-Audio-Duration": {"description": "Duration of the returned audio (s)", "schema": {"type": "number"}},
+    "X-Audio-Duration": {"description": "Duration of the returned audio (s); absent from a stream",
+                         "schema": {"type": "number"}},
     "X-Amphion-Weights": {"description": "`pretrained` or `tiny` (seeded random weights)", "schema": {"type": "string"}},
 }
 AUDIO_RESPONSES = {
     200: {
-        "description": "The generated audio as a WAV file at the model's native sample rate",
-        "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The generated audio at the model's native sample rate (a codec that does not take that "
+                       "rate gets 48 kHz: see X-Sample-Rate), in the `response_format` asked for: WAV by default",
+        "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                    for media in dict.fromkeys(f.media_type for f in formats.FORMATS.values())},
         "headers": _AUDIO_HEADERS,
     },
     **ERROR_RESPONSES,
@@ -159,17 +166,30 @@ def task_progress(request: Request) -> ProgressReporter:
     return ProgressReporter(request.app.state.store, request.scope.get("state", {}).get("task_id"))
 
 
-def audio_response(result: dict, filename: str) -> Response:
+async def audio_response(result: dict, stem: str, response_format: str = formats.DEFAULT_FORMAT,
+                         timing: ServerTiming | None = None) -> Response:
+    """A deployment's answer (asked for with ``SUBTYPES[response_format]``) as ``response_format``:
+    encoded in a worker thread unless it is the WAV asked for; file name ``<stem>.<extension>``."""
+    with timing("encode") if timing is not None else nullcontext():
+        encoded = await formats.transcode(result["wav"], result["sample_rate"], response_format)
     return Response(
-        content=result["wav"],
-        media_type="audio/wav",
+        content=encoded.data,
+        media_type=encoded.media_type,
         headers={
-            "X-Sample-Rate": str(result["sample_rate"]),
+            "X-Sample-Rate": str(encoded.sample_rate),
             "X-Audio-Duration": f"{result['duration']:.3f}",
             "X-Amphion-Weights": result["weights"],
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": f'attachment; filename="{encoded.filename(stem)}"',
         },
     )
+
+
+async def stream_speech(request: Request, deployment: str, method: str, payload: dict, response_format: str,
+                        timing: ServerTiming, stem: str) -> Response:
+    """A TTS payload answered sentence by sentence (``stream=true``; ``serve_app.streaming``)."""
+    backend = request.app.state.backend
+    return await streaming.stream_sentences(lambda p: backend.call(deployment, method, p), payload,
+                                            response_format, task_progress(request), timing, stem)
 
 
 async def run_task(request: Request, deployment: str, method: str, payload: dict) -> dict:
@@ -188,10 +208,14 @@ async def run_task(request: Request, deployment: str, method: str, payload: dict
 
 async def audio_model_route(request: Request, model_key: str, method: str, uploads: dict[str, tuple[UploadFile, str]],
                             fields: dict, response_format: str,
-                            headers_from: Callable[[dict], dict[str, str]] | None = None) -> Response:
+                            headers_from: Callable[[dict], dict[str, str]] | None = None,
+                            stream: bool = False) -> Response:
     """The common shape of a generating route: decode each upload (form field -> (file, payload key))
     at the model's rate, call ``method`` on the model's pipeline deployment with them and ``fields``,
-    answer the WAV with timings (and ``headers_from(result)``: what a model says about its answer)."""
+    answer the audio in ``response_format`` with timings (and ``headers_from(result)``: what a model
+    says about its answer). ``stream`` (TTS): sentence by sentence, see :func:`stream_speech`."""
+    if stream:
+        streaming.check_streamable(response_format)   # 422 before any upload is decoded
     deployment = entry_deployment(model_key)
     spec = await request.app.state.backend.describe(deployment)
     timing = ServerTiming()
@@ -199,12 +223,40 @@ async def audio_model_route(request: Request, model_key: str, method: str, uploa
     with timing("decode"):
         for field, (upload, key) in uploads.items():
             payload[key] = await read_audio(request, upload, field, spec["sample_rate"])
+        payload.update(await reference_prompt_key(uploads, payload, spec["sample_rate"]))
     payload["subtype"] = SUBTYPES[response_format]
+    if stream:
+        return await stream_speech(request, deployment, method, payload, response_format, timing,
+                                   f"{model_key}_output")
     with timing("model"):
         result = await run_task(request, deployment, method, payload)
     timing.add("compute", result.get("compute_s"))
-    response = audio_response(result, f"{model_key}_output.wav")
-    response.headers["Server-Timing"] = timing.header()
+    response = await audio_response(result, f"{model_key}_output", response_format, timing)
+    response.headers["Server-Timing"] = with_prompt_timing(timing.header(), result)
     if headers_from is not None:
         response.headers.update(headers_from(result))
     return response
+
+
+async def reference_prompt_key(uploads: dict[str, tuple[UploadFile, str]], payload: dict, sample_rate: int) -> dict:
+    """``{"prompt_key": ...}`` naming the decoded reference among ``uploads`` (field -> (file, payload
+    key)), for the deployments' cache of prompt encodings (``models.core.prompt_cache``); {} without one.
+    Named by its samples, so a saved voice, the same file uploaded again and each sentence of a
+    stream share one name."""
+    for field, (_, key) in uploads.items():
+        if field in REFERENCE_FIELDS and payload.get(key) is not None:
+            return {"prompt_key": await asyncio.to_thread(prompt_key, payload[key], sample_rate)}
+    return {}
+
+
+def with_prompt_timing(header: str, result: dict) -> str:
+    """``header`` plus a ``prompt`` entry when the model reports its kept prompt encodings: desc ``hit``
+    (every encoding came from the cache: the prompt encoders did not run), ``miss`` (all computed) or
+    ``partial``; dur = the time spent computing them."""
+    report = result.get("prompt")
+    if not report:
+        return header
+    hits, misses = len(report.get("hits", ())), len(report.get("misses", ()))
+    desc = "hit" if not misses else "miss" if not hits else "partial"
+    entry = f'prompt;desc="{desc}";dur={float(report.get("seconds", 0.0)) * 1000:.1f}'
+    return f"{header}, {entry}" if header else entry

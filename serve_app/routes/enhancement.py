@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes,
 )
+from serve_app.voices import VOICE_ERRORS, reference_from, voice_id_form
 
 router = APIRouter(prefix="/api", dependencies=[Depends(check_upload_sizes)])
 
@@ -28,15 +29,18 @@ async def se_metis(
                                    response_format)
 
 
-@router.post("/tse/metis", responses=AUDIO_RESPONSES, tags=["TSE"],
+@router.post("/tse/metis", responses={**AUDIO_RESPONSES, **VOICE_ERRORS}, tags=["TSE"],
              summary="Target speaker extraction with Metis (extension): one speaker's speech out of a mixture")
 async def tse_metis(
     request: Request,
     audio: UploadFile = File(..., description="The mixture (several speakers, or speech over noise)"),
-    reference_audio: UploadFile = File(..., description="An enrolment clip of the speaker to extract"),
+    reference_audio: Optional[UploadFile] = File(None, description="An enrolment clip of the speaker to extract; or "
+                                                                   "send `voice_id`"),
+    voice_id: Optional[str] = voice_id_form(),
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
+    ref = await reference_from(request, reference_audio, voice_id)
     return await audio_model_route(request, "metis_tse", "tse",
-                                   {"audio": (audio, "audio"), "reference_audio": (reference_audio, "reference")},
+                                   {"audio": (audio, "audio"), "reference_audio": (ref.upload, "reference")},
                                    dict(seed=seed), response_format)

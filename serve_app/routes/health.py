@@ -8,13 +8,16 @@ from fastapi import APIRouter, Request
 
 from deployments import topology
 from models import registry
+from serve_app.backend import NOT_DEPLOYED
 from serve_app.settings import API_VERSION
 
 router = APIRouter(prefix="/api", tags=["Utility"])
 
 
 @router.get("/health", summary="Service and per-model status (no API key needed)",
-            responses={200: {"description": "`healthy`, or `degraded` when some models are unavailable"}})
+            responses={200: {"description": "`healthy`, or `degraded` when some deployed models are not ready "
+                                           "(per model: `ready`, `downloading` with `progress`, `unavailable`, "
+                                           "`not_running`, `not_deployed`)"}})
 async def health(request: Request):
     backend = request.app.state.backend
     models: dict[str, dict] = {}
@@ -31,9 +34,12 @@ async def health(request: Request):
             info = infos[model.key]
             entry.update(status=info["status"], running=info["running"], weights=info.get("weights"),
                          detail=info.get("detail", ""))
+            if "progress" in info:  # a start-up download of official weights (weights: auto)
+                entry["progress"] = info["progress"]
             if info.get("weights") == "tiny":
                 warnings.append(f"{model.display_name} serves tiny random weights: {info.get('detail', '')}".strip())
         models[model.key] = entry
-    ready = all(m["status"] == "ready" for m in models.values())
+    # A family left out on purpose (args.models) does not make the application degraded.
+    ready = all(m["status"] in ("ready", NOT_DEPLOYED) for m in models.values())
     return {"status": "healthy" if ready else "degraded", "version": API_VERSION, "models": models,
             "warnings": warnings}

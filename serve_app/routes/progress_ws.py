@@ -6,6 +6,7 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from serve_app.auth import presented_key
 from serve_app.progress import TASK_ID_RULE, valid_task_id
 from serve_app.state import TERMINAL
 
@@ -19,11 +20,12 @@ WAIT_SLICE_S = 15.0
 async def progress_socket(websocket: WebSocket, task_id: str):
     """Events `{task_id, status, stage, step, total_steps, progress, detail, timestamp}`.
 
-    The API key comes from the X-API-Key header or, for browsers, the `api_key` query parameter.
+    The API key comes from the X-API-Key header (or Authorization: Bearer) or, for browsers, the
+    `api_key` query parameter.
     """
     app = websocket.app
     await websocket.accept()
-    key = websocket.headers.get("x-api-key") or websocket.query_params.get("api_key")
+    key = presented_key(websocket.headers) or websocket.query_params.get("api_key")
     if app.state.gate.keys.identify(key) is None:
         await websocket.close(code=POLICY_VIOLATION, reason="missing or invalid API key")
         return

@@ -18,20 +18,24 @@ from serve_app.routes.common import (
     AUDIO_RESPONSES, ERROR_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes,
     entry_deployment,
 )
+from serve_app.voices import VOICE_ERRORS, reference_from, voice_id_form
 
 router = APIRouter(prefix="/api/svc", tags=["SVC"], dependencies=[Depends(check_upload_sizes)])
 
 CONTENT = File(..., description="Source singing audio (melody)")
-REFERENCE = File(..., description="Reference voice (timbre)")
+REFERENCE = File(None, description="Reference voice (timbre); or send `voice_id`")
+VOICE_ID = voice_id_form()
 SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible for the same inputs")
 SINGER_HEADER = "X-Amphion-Target-Singer"
 
 
-@router.post("/vevosing", responses=AUDIO_RESPONSES, summary="Singing voice conversion with VevoSing")
+@router.post("/vevosing", responses={**AUDIO_RESPONSES, **VOICE_ERRORS},
+             summary="Singing voice conversion with VevoSing")
 async def vevosing(
     request: Request,
     content_audio: UploadFile = CONTENT,
-    reference_audio: UploadFile = REFERENCE,
+    reference_audio: Optional[UploadFile] = REFERENCE,
+    voice_id: Optional[str] = VOICE_ID,
     mode: Literal["fm", "ar"] = Form("fm", description="`fm`: timbre only (flow matching); `ar`: full control "
                                                       "(the AR stage also takes the reference's style)"),
     use_shifted_src: bool = Form(USE_SHIFTED_SRC, description="Shift the source to the reference's key before taking its melody"),
@@ -40,9 +44,10 @@ async def vevosing(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
+    ref = await reference_from(request, reference_audio, voice_id)
     return await audio_model_route(
         request, "vevosing", "generate",
-        {"content_audio": (content_audio, "source"), "reference_audio": (reference_audio, "reference")},
+        {"content_audio": (content_audio, "source"), "reference_audio": (ref.upload, "reference")},
         dict(mode=mode, use_shifted_src=use_shifted_src, flow_matching_steps=flow_matching_steps, lyrics=lyrics,
              seed=seed), response_format)
 
@@ -85,14 +90,15 @@ def _checked_key_shift(value: str) -> int | str:
 
 
 async def _convert(request: Request, route: SVCRoute, content_audio: UploadFile, reference_audio: UploadFile | None,
-                   target_singer: str | None, key_shift: str, diffusion_steps: int | None, seed: int | None,
-                   response_format: str):
-    if reference_audio is None and target_singer is None:
+                   voice_id: str | None, target_singer: str | None, key_shift: str, diffusion_steps: int | None,
+                   seed: int | None, response_format: str):
+    if reference_audio is None and voice_id is None and target_singer is None:
         raise RequestValidationError([{"type": "missing", "loc": ("body", "reference_audio"),
-                                       "msg": "send reference_audio, or target_singer"}])
+                                       "msg": "send reference_audio (or voice_id), or target_singer"}])
+    ref = await reference_from(request, reference_audio, voice_id, required=False)
     uploads = {"content_audio": (content_audio, "source")}
-    if reference_audio is not None:
-        uploads["reference_audio"] = (reference_audio, "reference")
+    if ref is not None:
+        uploads["reference_audio"] = (ref.upload, "reference")
     response = await audio_model_route(
         request, route.key, "convert", uploads,
         dict(model=route.key, reference=None, target_singer=target_singer, key_shift=_checked_key_shift(key_shift),
@@ -110,27 +116,29 @@ def _svc_routes(route: SVCRoute) -> None:
     shift = Form(DEFAULT_KEY_SHIFT, max_length=16, description=KEY_SHIFT_DOC)
 
     if route.steps is None:
-        @router.post(f"/{route.key}", responses=AUDIO_RESPONSES, summary=summary, name=route.key)
+        @router.post(f"/{route.key}", responses={**AUDIO_RESPONSES, **VOICE_ERRORS}, summary=summary, name=route.key)
         async def convert(request: Request, content_audio: UploadFile = content,
-                          reference_audio: Optional[UploadFile] = reference, target_singer: Optional[str] = singer,
+                          reference_audio: Optional[UploadFile] = reference, voice_id: Optional[str] = VOICE_ID,
+                          target_singer: Optional[str] = singer,
                           key_shift: str = shift, seed: Optional[int] = SEED,
                           response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC)):
-            return await _convert(request, route, content_audio, reference_audio, target_singer, key_shift, None,
-                                  seed, response_format)
+            return await _convert(request, route, content_audio, reference_audio, voice_id, target_singer, key_shift,
+                                  None, seed, response_format)
     else:
         low, high, default = route.steps
 
-        @router.post(f"/{route.key}", responses=AUDIO_RESPONSES, summary=summary, name=route.key)
+        @router.post(f"/{route.key}", responses={**AUDIO_RESPONSES, **VOICE_ERRORS}, summary=summary, name=route.key)
         async def convert(request: Request, content_audio: UploadFile = content,
-                          reference_audio: Optional[UploadFile] = reference, target_singer: Optional[str] = singer,
+                          reference_audio: Optional[UploadFile] = reference, voice_id: Optional[str] = VOICE_ID,
+                          target_singer: Optional[str] = singer,
                           key_shift: str = shift,
                           diffusion_steps: Optional[int] = Form(None, ge=low, le=high,
                                                                 description=f"Diffusion steps ({low} to {high}; "
                                                                             f"default: {default})"),
                           seed: Optional[int] = SEED,
                           response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC)):
-            return await _convert(request, route, content_audio, reference_audio, target_singer, key_shift,
-                                  diffusion_steps, seed, response_format)
+            return await _convert(request, route, content_audio, reference_audio, voice_id, target_singer,
+                                  key_shift, diffusion_steps, seed, response_format)
 
     @router.get(f"/{route.key}/singers", summary=f"The singers of the {route.name} checkpoint", name=f"{route.key}_singers",
                 responses={200: {"description": "`{\"model\", \"singers\": [{\"name\", \"f0_median\"}]}`: F0 medians "

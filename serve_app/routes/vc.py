@@ -15,11 +15,14 @@ from models.vevo.orchestration import FM_STEPS
 from serve_app.routes.common import (
     AUDIO_RESPONSES, RESPONSE_FORMAT_DOC, ResponseFormat, audio_model_route, check_upload_sizes,
 )
+from serve_app.voices import VOICE_ERRORS, Reference, reference_from, voice_id_form, voice_reference
 
-router = APIRouter(prefix="/api/vc", tags=["VC"], dependencies=[Depends(check_upload_sizes)])
+router = APIRouter(prefix="/api/vc", tags=["VC"], dependencies=[Depends(check_upload_sizes)],
+                   responses=VOICE_ERRORS)  # every route takes voice_id
 
 SEED = Form(None, ge=0, le=2**31 - 1, description="Makes sampling reproducible for the same inputs")
 STEPS = Form(FM_STEPS, ge=1, le=128, description="Number of flow-matching steps (1 to 128)")
+VOICE_ID = voice_id_form()
 
 
 @router.post("/noro", responses=AUDIO_RESPONSES, summary="Voice conversion with Noro")
@@ -28,6 +31,7 @@ async def noro(
     source_audio: UploadFile = File(..., description="Source speech: what is said"),
     target_audio: Optional[UploadFile] = File(None, description="Target speaker's speech: the voice to say it in"),
     reference_audio: Optional[UploadFile] = File(None, description="Alias of `target_audio`: send one of the two"),
+    voice_id: Optional[str] = voice_id_form("target_audio"),
     inference_steps: int = Form(NORO_STEPS, ge=NORO_STEPS_RANGE[0], le=NORO_STEPS_RANGE[1],
                                 description=f"Diffusion (Euler) steps ({NORO_STEPS_RANGE[0]} to {NORO_STEPS_RANGE[1]})"),
     sigma: float = Form(NORO_SIGMA, ge=NORO_SIGMA_RANGE[0], le=NORO_SIGMA_RANGE[1],
@@ -35,14 +39,16 @@ async def noro(
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    field, target = one_of(target_audio=target_audio, reference_audio=reference_audio)
+    field, target = one_of(target_audio=target_audio, reference_audio=reference_audio, voice_id=voice_id)
+    ref = await voice_reference(request, voice_id) if field == "voice_id" else Reference(target)
+    field = "target_audio" if field == "voice_id" else field
     return await audio_model_route(request, "noro", "convert",
-                                   {"source_audio": (source_audio, "source"), field: (target, "target")},
+                                   {"source_audio": (source_audio, "source"), field: (ref.upload, "target")},
                                    dict(inference_steps=inference_steps, sigma=sigma, seed=seed), response_format)
 
 
 def one_of(**uploads):
-    """The one upload sent among aliases (field name, file); 422 in FastAPI's shape for none or several."""
+    """The one field sent among aliases (field name, value); 422 in FastAPI's shape for none or several."""
     sent = [(name, f) for name, f in uploads.items() if f is not None]
     if len(sent) != 1:
         names = " or ".join(f"`{n}`" for n in uploads)
@@ -55,23 +61,27 @@ def one_of(**uploads):
 async def metis(
     request: Request,
     source_audio: UploadFile = File(..., description="Source speech: what is said"),
-    reference_audio: UploadFile = File(..., description="Reference speech: the voice to say it in"),
+    reference_audio: Optional[UploadFile] = File(None, description="Reference speech: the voice to say it in; or "
+                                                                   "send `voice_id`"),
+    voice_id: Optional[str] = VOICE_ID,
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    return await _convert(request, "metis_vc", "vc", source_audio, reference_audio, response_format, seed=seed)
+    return await _convert(request, "metis_vc", "vc", source_audio, reference_audio, voice_id, response_format,
+                          seed=seed)
 
 
 @router.post("/vevo-timbre", responses=AUDIO_RESPONSES, summary="Convert voice timbre with Vevo (flow matching)")
 async def vevo_timbre(
     request: Request,
     source_audio: UploadFile = File(..., description="Source audio"),
-    reference_audio: UploadFile = File(..., description="Timbre reference"),
+    reference_audio: Optional[UploadFile] = File(None, description="Timbre reference; or send `voice_id`"),
+    voice_id: Optional[str] = VOICE_ID,
     flow_matching_steps: int = STEPS,
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    return await _convert(request, "vevo_timbre", "timbre", source_audio, reference_audio, response_format,
+    return await _convert(request, "vevo_timbre", "timbre", source_audio, reference_audio, voice_id, response_format,
                           flow_matching_steps=flow_matching_steps, seed=seed)
 
 
@@ -79,12 +89,13 @@ async def vevo_timbre(
 async def vevo_style(
     request: Request,
     source_audio: UploadFile = File(..., description="Source audio"),
-    reference_audio: UploadFile = File(..., description="Style reference"),
+    reference_audio: Optional[UploadFile] = File(None, description="Style reference; or send `voice_id`"),
+    voice_id: Optional[str] = VOICE_ID,
     flow_matching_steps: int = STEPS,
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    return await _convert(request, "vevo_style", "style", source_audio, reference_audio, response_format,
+    return await _convert(request, "vevo_style", "style", source_audio, reference_audio, voice_id, response_format,
                           flow_matching_steps=flow_matching_steps, seed=seed)
 
 
@@ -92,18 +103,21 @@ async def vevo_style(
 async def vevo_voice(
     request: Request,
     source_audio: UploadFile = File(..., description="Source audio"),
-    reference_audio: UploadFile = File(..., description="Voice reference"),
+    reference_audio: Optional[UploadFile] = File(None, description="Voice reference; or send `voice_id`"),
+    voice_id: Optional[str] = VOICE_ID,
     mode: Literal["fm", "ar"] = Form("ar", description="`ar`: convert style and timbre; `fm`: timbre only"),
     flow_matching_steps: int = STEPS,
     seed: Optional[int] = SEED,
     response_format: ResponseFormat = Form("wav", description=RESPONSE_FORMAT_DOC),
 ):
-    return await _convert(request, "vevo_voice", "voice", source_audio, reference_audio, response_format, mode=mode,
+    return await _convert(request, "vevo_voice", "voice", source_audio, reference_audio, voice_id, response_format,
+                          mode=mode,
                           flow_matching_steps=flow_matching_steps, seed=seed)
 
 
-async def _convert(request: Request, model_key: str, method: str, source: UploadFile, reference: UploadFile,
-                   response_format: str, **fields):
+async def _convert(request: Request, model_key: str, method: str, source: UploadFile, reference: UploadFile | None,
+                   voice_id: str | None, response_format: str, **fields):
+    ref = await reference_from(request, reference, voice_id)
     return await audio_model_route(request, model_key, method,
-                                   {"source_audio": (source, "source"), "reference_audio": (reference, "reference")},
+                                   {"source_audio": (source, "source"), "reference_audio": (ref.upload, "reference")},
                                    fields, response_format)

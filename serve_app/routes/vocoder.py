@@ -37,7 +37,7 @@ async def _vocode(request: Request, name: str, audio: UploadFile, response_forma
     with timing("model"):
         result = await run_task(request, deployment, "vocode", payload)
     timing.add("compute", result.get("compute_s"))
-    response = audio_response(result, f"{name}_output.wav")
+    response = await audio_response(result, f"{name}_output", response_format, timing)
     response.headers["Server-Timing"] = timing.header()
     return response
 
