@@ -4,6 +4,13 @@ A Snake-type activation creates harmonics above Nyquist; BigVGAN evaluates it at
 rate (upsample 2x with a windowed-sinc low-pass, activate, low-pass and downsample 2x) so that they
 are filtered out instead of aliasing. Everything here is depthwise and cheap.
 
+:meth:`Activation1d.forward` computes the reference's steps in fewer passes (the arithmetic is the
+same up to float summation order): the zero-stuffing transposed convolution as one short
+depthwise filter per output phase (polyphase: the stuffed zeros are never multiplied), the
+phases written straight into one buffer that already holds the downsampler's replicate padding,
+the activation over that buffer (one compiled pass, :mod:`models.core.compute`), and the
+downsampling convolution without a padding copy.
+
 State-dict names follow the official checkpoints: ``<act>.act.alpha`` / ``.beta``,
 ``<act>.upsample.filter`` and ``<act>.downsample.lowpass.filter``; the two filters are persistent
 buffers, so loading a checkpoint also loads the exact float32 filter taps it was trained with.
@@ -16,6 +23,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from models.blocks.snake_conv import SNAKE_KERNEL
 
 
 def kaiser_beta(attenuation_db: float) -> float:
@@ -51,6 +60,16 @@ def kaiser_sinc_filter1d(cutoff: float, half_width: float, kernel_size: int) -> 
     return taps.view(1, 1, kernel_size)
 
 
+def replicate_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """``F.pad(x, (left, right), mode="replicate")`` for ``[B, C, T]``, as one concatenation (the
+    replicate-padding kernel is several times slower on CPU)."""
+    parts = [x[..., :1].expand(*x.shape[:-1], left)] if left else []
+    parts.append(x)
+    if right:
+        parts.append(x[..., -1:].expand(*x.shape[:-1], right))
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else x
+
+
 class LowPassFilter1d(nn.Module):
     """Depthwise low-pass with replicate padding; with ``stride`` > 1 it also decimates."""
 
@@ -65,8 +84,11 @@ class LowPassFilter1d(nn.Module):
         self.register_buffer("filter", kaiser_sinc_filter1d(cutoff, half_width, kernel_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.filter_padded(replicate_pad(x, self.pad_left, self.pad_right))
+
+    def filter_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The filter on an input that already carries ``pad_left`` / ``pad_right`` replicated samples."""
         channels = x.shape[1]
-        x = F.pad(x, (self.pad_left, self.pad_right), mode="replicate")
         return F.conv1d(x, self.filter.expand(channels, -1, -1), stride=self.stride, groups=channels)
 
 
@@ -85,6 +107,8 @@ class UpSample1d(nn.Module):
         self.register_buffer("filter", kaiser_sinc_filter1d(0.5 / ratio, 0.6 / ratio, self.kernel_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.polyphase_ok:
+            return self.polyphase(x, 0, 0)
         channels = x.shape[1]
         x = F.pad(x, (self.pad, self.pad), mode="replicate")
         # Zero stuffing divides the energy by ``ratio``; the gain restores it.
@@ -92,6 +116,39 @@ class UpSample1d(nn.Module):
             x, self.filter.expand(channels, -1, -1), stride=self.stride, groups=channels
         )
         return x[..., self.pad_left : -self.pad_right]
+
+    @property
+    def polyphase_ok(self) -> bool:
+        """Whether :meth:`polyphase` applies: whole taps per phase and a power-of-two ratio (its
+        gain folds into the taps exactly)."""
+        r, k = self.ratio, self.kernel_size
+        return k % r == 0 and r & (r - 1) == 0 and self.stride == r
+
+    def polyphase(self, x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+        """:meth:`forward`'s ``[B, C, ratio*T]``, computed phase by phase (output sample
+        ``ratio*q + phase`` is a ``kernel_size / ratio``-tap filter of the padded input around
+        ``q``), with ``left`` / ``right`` extra samples replicating its first / last value (the
+        padding a following filter needs)."""
+        batch, channels, length = x.shape
+        r = self.ratio
+        taps = self.kernel_size // r
+        flipped = self.filter.view(-1).flip(0) * r   # the gain, exactly: r is a power of two
+        # Phase p's taps f[r*(taps-1-j) + n_p % r] (j = 0..taps-1, n_p = p + pad_left), every r-th of
+        # the flipped filter; all phases in one depthwise convolution with r outputs per channel.
+        starts = [(p + self.pad_left) // r - (taps - 1) for p in range(r)]
+        firsts = [(r - 1) - (p + self.pad_left) % r for p in range(r)]
+        weight = torch.stack([flipped[f :: r][:taps] for f in firsts]).repeat(channels, 1).unsqueeze(1)
+        phases = F.conv1d(replicate_pad(x, self.pad, self.pad), weight, groups=channels)
+        phases = phases.view(batch, channels, r, -1)
+        out = x.new_empty(batch, channels, left + r * length + right)
+        body = out[..., left : left + r * length].view(batch, channels, length, r)
+        for p in range(r):
+            body[..., p] = phases[:, :, p, starts[p] : starts[p] + length]
+        if left:
+            out[..., :left] = body[..., 0, :1]
+        if right:
+            out[..., left + r * length :] = body[..., -1, r - 1 : r]
+        return out
 
 
 class DownSample1d(nn.Module):
@@ -119,7 +176,7 @@ class Snake(nn.Module):
         alpha = self.alpha.view(1, -1, 1)
         if self.alpha_logscale:
             alpha = torch.exp(alpha)
-        return x + (1.0 / (alpha + 1e-9)) * torch.sin(x * alpha).pow(2)
+        return SNAKE_KERNEL(x, alpha, 1.0 / (alpha + 1e-9))
 
 
 class SnakeBeta(nn.Module):
@@ -138,7 +195,7 @@ class SnakeBeta(nn.Module):
         if self.alpha_logscale:
             alpha = torch.exp(alpha)
             beta = torch.exp(beta)
-        return x + (1.0 / (beta + 1e-9)) * torch.sin(x * alpha).pow(2)
+        return SNAKE_KERNEL(x, alpha, 1.0 / (beta + 1e-9))
 
 
 class Activation1d(nn.Module):
@@ -158,7 +215,13 @@ class Activation1d(nn.Module):
         self.downsample = DownSample1d(down_ratio, down_kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(self.act(self.upsample(x)))
+        if not self.upsample.polyphase_ok:
+            return self.downsample(self.act(self.upsample(x)))
+        # The downsampler's replicate padding is part of the upsampled buffer: the activation is
+        # pointwise, so activating the padded buffer equals padding the activated signal.
+        low = self.downsample.lowpass
+        up = self.upsample.polyphase(x, low.pad_left, low.pad_right)
+        return low.filter_padded(self.act(up))
 
 
 def make_snake(kind: str, channels: int, alpha_logscale: bool) -> nn.Module:
