@@ -16,7 +16,7 @@ from typing import Any
 
 from deployments.errors import ModelUnavailable
 from deployments.progress import ProgressReporter, progress_store
-from deployments.runtime import configure_torch, select_device, select_dtype
+from deployments.runtime import configure_allocator, configure_torch, select_device, select_dtype
 from models.weights import WeightsUnavailable
 
 log = logging.getLogger("amphion.deployments")
@@ -54,16 +54,24 @@ class ModelService:
     #: What the 503 detail says is missing.
     missing = "has no weights"
     load_errors: tuple[type[Exception], ...] = ()
+    #: Whether the model runs :mod:`models.core.compute`'s compiled kernels (the codecs and
+    #: vocoders): they are compiled at start, not by the first request (when compiling is on).
+    compiled_kernels = False
 
     def __init__(self, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
                  store=None, cache_dir: str | None = None, dtype: str | None = None):
         configure_torch(torch_threads)
+        configure_allocator()
         self.store = store if store is not None else progress_store()
         self.loaded: Loaded | None = None
         self.unavailable = ""
         try:
             device = select_device(device)
             self.loaded = self._load(Loading(weights, device, select_dtype(dtype, device), cache_dir))
+            if self.compiled_kernels:
+                from models.core.compute import warm_up
+
+                warm_up(device)
             log.info("%s ready (%s weights)", self.label, self.loaded.weights_kind)
         except (WeightsUnavailable, *self.load_errors) as exc:
             self.unavailable = str(exc)

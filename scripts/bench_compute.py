@@ -23,10 +23,10 @@ every input (official layer sizes still) for a fast check.
 How: for every unit and thread count, one worker process per tree (``--before``, default the git
 worktree ../wt-base; ``--after``, default this tree) imports ``models`` from its own tree (checked),
 builds the unit, warms up, then the parent asks the two workers for samples in turns (ABBA order),
-so that a busy neighbour on this shared machine slows both alike. Each worker gets the environment
-its tree gives a model replica (``deployments.runtime.model_replica_env()`` where the tree has it:
-e.g. a preloaded allocator), plus ``--before-env`` / ``--after-env`` (to measure one lever: the
-same tree on both sides with a switch flipped). Figures: the median of the samples (wall seconds)
+so that a busy neighbour on this shared machine slows both alike. Each worker sets its process up
+as its tree sets up a model replica (``deployments.runtime.configure_allocator()``, where the tree
+has it) and gets ``--before-env`` / ``--after-env`` (to measure one lever: the same tree on both
+sides with a switch flipped, e.g. ``AMPHION_COMPILE=0``). Figures: the median of the samples (wall seconds)
 per side and the speed-up before / after; the speed-up of process CPU seconds is shown too (with
 1 thread it is the least disturbed by other processes).
 
@@ -323,11 +323,13 @@ def worker(unit_name: str, tree: str, threads: int, quick: bool, warmup: int) ->
     import torch
 
     import models
+    from deployments import runtime
 
     where = Path(models.__file__).resolve()
     if not where.is_relative_to(Path(tree).resolve()):
         raise SystemExit(f"models imported from {where}, not from {tree}")
     torch.set_num_threads(threads)
+    allocator = getattr(runtime, "configure_allocator", lambda: False)()   # as a model replica starts
     t0 = time.perf_counter()
     with torch.inference_mode():
         sample = UNITS[unit_name].build(quick)
@@ -338,7 +340,7 @@ def worker(unit_name: str, tree: str, threads: int, quick: bool, warmup: int) ->
             sample()
     warmup_s = time.perf_counter() - t0
     _reply({"ready": True, "build_s": round(build_s, 2), "warmup_s": round(warmup_s, 2), "models": str(where),
-            "threads": torch.get_num_threads()})
+            "threads": torch.get_num_threads(), "allocator_tuned": allocator})
     for line in sys.stdin:
         if line.strip() != "run":
             break
@@ -393,18 +395,6 @@ class Worker:
 # ---------------------------------------------------------------------------------------------
 
 
-def replica_env(tree: Path) -> dict:
-    """The environment ``tree`` gives a model replica (``deployments.runtime.model_replica_env()``),
-    empty for a tree without it."""
-    code = ("import json\nfrom deployments import runtime\n"
-            "print(json.dumps(getattr(runtime, 'model_replica_env', dict)()))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tree),
-                          env={**os.environ, "PYTHONPATH": str(tree)}, timeout=120)
-    if proc.returncode != 0:
-        raise RuntimeError(f"cannot read the replica environment of {tree}: {proc.stderr[-1000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def parse_env(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
@@ -432,7 +422,8 @@ def measure(unit: str, threads: int, trees: dict, envs: dict, opts) -> dict:
             cpus = [s["cpu_s"] for s in samples[side]]
             out[side] = {"median_s": statistics.median(walls), "min_s": min(walls),
                          "cpu_median_s": statistics.median(cpus), "samples_s": [round(x, 4) for x in walls],
-                         "build_s": workers[side].ready["build_s"], "warmup_s": workers[side].ready["warmup_s"]}
+                         "build_s": workers[side].ready["build_s"], "warmup_s": workers[side].ready["warmup_s"],
+                         "allocator_tuned": workers[side].ready.get("allocator_tuned")}
         out["speedup"] = out["before"]["median_s"] / out["after"]["median_s"]
         out["cpu_speedup"] = out["before"]["cpu_median_s"] / out["after"]["cpu_median_s"]
         pairs = [b["s"] / a["s"] for b, a in zip(samples["before"], samples["after"])]
@@ -492,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     for side, tree in trees.items():
         if not (tree / "models" / "__init__.py").is_file():
             raise SystemExit(f"--{side} {tree} is not a source tree of this project")
-    envs = {side: {**replica_env(tree), **parse_env(getattr(opts, f"{side}_env"))} for side, tree in trees.items()}
+    envs = {side: parse_env(getattr(opts, f"{side}_env")) for side in trees}
     import platform
 
     import torch
@@ -517,12 +508,18 @@ def main(argv: list[str] | None = None) -> None:
             brief = r.get("error") or (f"before {r['before']['median_s']:.4f} s, after {r['after']['median_s']:.4f} s, "
                                        f"{r['speedup']:.2f}x (CPU {r['cpu_speedup']:.2f}x)")
             print(f"[{unit} x{n}] {brief} ({r['wall_s']} s)", file=sys.stderr, flush=True)
+            save(results, opts.name, started)     # after every measurement: a long run keeps what it has
+    print(save(results, opts.name, started))
+
+
+def save(results: dict, name: str, started: float) -> str:
+    """Write bench_results/<name>.json (with the table so far); returns the table."""
     results["total_wall_s"] = round(time.perf_counter() - started, 1)
     results["table"] = format_table(results)
     out_dir = AFTER_ROOT / "bench_results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / f"{opts.name}.json").write_text(json.dumps(results, indent=2))
-    print(results["table"])
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2))
+    return results["table"]
 
 
 if __name__ == "__main__":

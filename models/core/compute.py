@@ -101,7 +101,10 @@ def warm_up(device: torch.device | str = "cpu") -> None:
     """Compile every registered kernel (when compiling is on); cached on disk by inductor, so a
     replica that starts again loads them in seconds."""
     for kernel in list(FusedKernel.registry):
-        kernel.warm_up(device)
+        try:
+            kernel.warm_up(device)
+        except Exception as exc:  # a warm-up must never keep a replica from starting
+            log.warning("warming up kernel %s failed: %s", kernel.name, exc)
 
 
 # ---------------------------------------------------------------------------------------------
