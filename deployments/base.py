@@ -19,7 +19,7 @@ from deployments import metrics
 from deployments.errors import ModelUnavailable
 from deployments.fetching import Attempt, StartupDownload, attempt_load
 from deployments.progress import ProgressReporter, progress_store
-from deployments.runtime import configure_torch, select_device, select_dtype
+from deployments.runtime import configure_allocator, configure_torch, select_device, select_dtype
 from models.weights import downloads_allowed
 
 log = logging.getLogger("amphion.deployments")
@@ -57,6 +57,9 @@ class ModelService:
     #: What the 503 detail says is missing.
     missing = "has no weights"
     load_errors: tuple[type[Exception], ...] = ()
+    #: Whether the model runs :mod:`models.core.compute`'s compiled kernels (the codecs and
+    #: vocoders): they are compiled at start, not by the first request (when compiling is on).
+    compiled_kernels = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -66,12 +69,13 @@ class ModelService:
     def __init__(self, weights: str = "auto", device: str | None = None, torch_threads: int | None = None,
                  store=None, cache_dir: str | None = None, dtype: str | None = None):
         configure_torch(torch_threads)
+        configure_allocator()
         self.store = store if store is not None else progress_store()
         self.loaded: Loaded | None = None
         self.unavailable = ""
         #: Weights "auto" fetching missing official files at start-up (deployments.fetching), else None.
         self.fetching: StartupDownload | None = None
-        device = select_device(device)
+        device = self._device = select_device(device)
         loading = Loading(weights, device, select_dtype(dtype, device), cache_dir)
         first = attempt_load(self, loading)
         if weights == "auto" and first.missing and downloads_allowed():
@@ -85,6 +89,10 @@ class ModelService:
         """Serve what a load gave (called once: at start, or when the start-up download is over)."""
         self.loaded, self.unavailable = attempt.loaded, attempt.unavailable
         if self.loaded is not None:
+            if self.compiled_kernels:
+                from models.core.compute import warm_up
+
+                warm_up(self._device)
             log.info("%s ready (%s weights)", self.label, self.loaded.weights_kind)
         else:
             log.error("%s unavailable: %s", self.label, self.unavailable)

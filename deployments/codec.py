@@ -36,6 +36,7 @@ class BatchedCodecService(ModelService):
     """What both codec services share: batching, progress, threads (the lifecycle is ModelService's).
     ``max_seconds``: the longest clip a request may hold."""
 
+    compiled_kernels = True
     max_seconds = 60.0
 
     def __init__(self, **loading):

@@ -27,6 +27,8 @@ DEFAULT_BATCH_WAIT_S = 0.0  # no idle wait: under load requests queue up while a
 class VocoderService(ModelService):
     """A vocoder behind the deployment API: `describe`, `info`, `vocode`. Plain Python, no Ray needed."""
 
+    compiled_kernels = True
+
     def __init__(self, vocoder_name: str, **loading):
         self.vocoder_name = vocoder_name
         self.label = registry.get(vocoder_name).display_name

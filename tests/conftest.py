@@ -19,6 +19,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_common import SHARED_DATA, shared_data_env  # noqa: E402
 
+# The suite runs the models eagerly: compiling models.core.compute's kernels costs up to a minute
+# on first use (AMPHION_COMPILE=1 runs the suite with them). Set before any replica starts.
+COMPILE_SETTING = {"AMPHION_COMPILE": os.environ.setdefault("AMPHION_COMPILE", "0")}
+
 INTEGRATION_KEYS = [f"it-key-{i:03d}" for i in range(300)]
 # Small upload limits keep the 413 tests cheap; the numbers are configuration, not code.
 # Vevo, VevoSing and Metis' stage-1 models run inline (as the local profile does); MaskGCT's parts
@@ -97,7 +101,7 @@ def served():
     # Logical CPUs: enough for every replica to be scheduled; the real load is what the tests send.
     ray.init(num_cpus=32, include_dashboard=False, logging_level="WARNING",
              runtime_env={"env_vars": {"AMPHION_API_KEYS": os.environ["AMPHION_API_KEYS"], **REPLICA_ENV,
-                                          **extra_env}})
+                                          **COMPILE_SETTING, **extra_env}})
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(compose(AppArgs(**INTEGRATION_ARGS), ingress_replicas=INGRESS_REPLICAS),

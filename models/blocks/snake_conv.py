@@ -14,15 +14,32 @@ import math
 import torch
 import torch.nn as nn
 
+from models.core.compute import FusedKernel
 from models.core.random_init import Draws
 from models.core.weight_norm import WNConv1d
 
 SNAKE_EPS = 1e-9
 
 
+def _snake_formula(x: torch.Tensor, alpha: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    return x + inv * torch.sin(alpha * x).pow(2)
+
+
+def _snake_in_place(x: torch.Tensor, alpha: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    # The formula's operations in its order, on one buffer: bit for bit the same result.
+    y = alpha * x
+    return y.sin_().pow_(2).mul_(inv).add_(x)
+
+
+#: ``x + inv * sin(alpha * x)^2`` on ``[B, C, T]`` (alpha, inv ``[1, C, 1]``): Snake (inv = 1 / alpha)
+#: and SnakeBeta (inv = 1 / beta); compiled into one pass where :mod:`models.core.compute` allows.
+SNAKE_KERNEL = FusedKernel("snake", _snake_formula, _snake_in_place,
+                           lambda: (torch.randn(1, 4, 1 << 15), torch.ones(1, 4, 1), torch.ones(1, 4, 1)))
+
+
 def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """Snake activation on ``[B, C, T]`` with ``alpha`` broadcastable to it (``[1, C, 1]``)."""
-    return x + (alpha + SNAKE_EPS).reciprocal() * torch.sin(alpha * x).pow(2)
+    return SNAKE_KERNEL(x, alpha, (alpha + SNAKE_EPS).reciprocal())
 
 
 class Snake1d(nn.Module):

@@ -4,7 +4,9 @@ The official checkpoints were written by models wrapped with the old hook API
 ``torch.nn.utils.weight_norm`` (dim 0): they store ``<conv>.weight_g`` and ``<conv>.weight_v``.
 These modules keep two plain parameters under those names and compute ``weight = g * v / ||v||``
 themselves (the norm per index of dim 0, as the hook did). :meth:`WeightNormConv.fold` caches the
-effective weight for inference in a non-persistent buffer; loading a state dict drops the cache.
+effective weight for inference in a non-persistent buffer, or, for float32 on CPU, prepacked in
+oneDNN's layout (:func:`models.core.compute.pack_conv`: the convolution no longer reorders it on
+every call); loading a state dict drops the cache, moving the module (``.to``) unpacks it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from models.core.compute import PackedConv, pack_conv, packed_conv1d
 
 __all__ = [
     "WNConv1d",
@@ -46,30 +50,62 @@ class WeightNormConv(nn.Module):
             bound = 1.0 / math.sqrt(max(1, v[0].numel()))
             self.bias = nn.Parameter(torch.empty(bias_size).uniform_(-bound, bound))
         self.register_buffer("_folded", None, persistent=False)
+        self._packed: PackedConv | None = None   # the folded weight, packed (then _folded is None)
 
     @property
     def weight(self) -> torch.Tensor:
         if self._folded is not None:
             return self._folded
+        if self._packed is not None:
+            return self._packed.dense()
         # Same operation order as torch's weight-norm hook: v * (g / ||v||).
         return self.weight_v * (self.weight_g / norm_except_dim0(self.weight_v))
 
     @torch.no_grad()
     def fold(self) -> None:
-        """Freeze the effective weight (inference): computed once instead of on every call."""
-        self._folded = None
-        self._folded = self.weight.detach().clone()
+        """Freeze the effective weight (inference): computed once instead of on every call, and
+        packed where :func:`models.core.compute.pack_conv` applies (held once: packed or plain)."""
+        self.unfold()
+        folded = self.weight.detach().clone()
+        self._packed = self._pack(folded)
+        if self._packed is None:
+            self._folded = folded
+
+    def _pack(self, weight: torch.Tensor) -> PackedConv | None:
+        """The folded weight packed for this module's convolution; None: keep it plain."""
+        return None
 
     def unfold(self) -> None:
         self._folded = None
+        self._packed = None
 
     @property
     def is_folded(self) -> bool:
-        return self._folded is not None
+        return self._folded is not None or self._packed is not None
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed is not None:
+            out = packed_conv1d(x, self._packed, self.bias)
+            if out is not None:
+                return out
+        return self._plain_conv(x, self.weight)
+
+    def _plain_conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv(x)
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001
+        # A packed weight is CPU float32 only: moving or casting the module takes the plain one along.
+        if self._packed is not None:
+            self._folded = self._packed.dense()
+            self._packed = None
+        return super()._apply(fn, recurse)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         # New g/v invalidate any folded weight.
-        self._folded = None
+        self.unfold()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -89,8 +125,11 @@ class WNConv1d(WeightNormConv):
         super().__init__((out_channels, in_channels, kernel_size), out_channels if bias else None)
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+    def _pack(self, weight: torch.Tensor) -> PackedConv | None:
+        return pack_conv(weight, stride=self.stride, padding=self.padding, dilation=self.dilation)
+
+    def _plain_conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(x, weight, self.bias, self.stride, self.padding, self.dilation)
 
     def extra_repr(self) -> str:
         o, i, k = self.weight_v.shape
@@ -106,8 +145,11 @@ class WNConvTranspose1d(WeightNormConv):
         super().__init__((in_channels, out_channels, kernel_size), out_channels)
         self.stride, self.padding = stride, padding
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding)
+    def _pack(self, weight: torch.Tensor) -> PackedConv | None:
+        return pack_conv(weight, stride=self.stride, padding=self.padding, transposed=True)
+
+    def _plain_conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose1d(x, weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         i, o, k = self.weight_v.shape

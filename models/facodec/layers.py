@@ -55,6 +55,9 @@ class WNConvTranspose1dOutPad(WNConvTranspose1d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         self.output_padding = output_padding
 
+    def _pack(self, weight: torch.Tensor) -> None:
+        return None   # packed for no output padding; this one keeps its weight plain
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding)
 
