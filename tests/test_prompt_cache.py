@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import threading
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,18 +18,10 @@ import soundfile as sf
 from models.core.prompt_cache import PromptCache, PromptMemo, prompt_key
 from models.text import DATA_DIR_ENV, espeak_version
 from serve_app.state import LocalStateStore, StateCore
+from tests.test_vevo_served import G2P_DATA, SR, _voice
 
-G2P_DATA = Path(os.environ.get(DATA_DIR_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data" / "maskgct_g2p")
 needs_text = pytest.mark.skipif(not (G2P_DATA / "vocab.json").is_file() or espeak_version() is None,
                                 reason="G2P data or espeak-ng missing")
-SR = 24000
-
-
-def _voice(seconds: float, f0: float, seed: int = 0) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    harmonics = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
-    noise = np.random.default_rng(seed).standard_normal(len(t))
-    return (0.2 * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) * harmonics + 0.01 * noise).astype(np.float32)
 
 
 # --- the cache itself -----------------------------------------------------------------------------
