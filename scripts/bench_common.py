@@ -100,6 +100,7 @@ def start_serve(args: dict, **compose_kwargs) -> str:
 
     from deployments import topology
     from serve_app.application import REPLICA_ENV, AppArgs, compose
+    from serve_app.backend import NOT_DEPLOYED
 
     os.environ["AMPHION_API_KEYS"] = BENCH_KEY
     os.environ.update(REPLICA_ENV)
@@ -115,7 +116,8 @@ def start_serve(args: dict, **compose_kwargs) -> str:
     while time.monotonic() < deadline:
         try:
             body = httpx.get(base + "/api/health", timeout=5).json()
-            if all(body["models"][key]["status"] in ("ready", "unavailable") for key in topology.built_model_keys()):
+            if all(body["models"][key]["status"] in ("ready", "unavailable", NOT_DEPLOYED)
+                   for key in topology.built_model_keys()):
                 return base
         except Exception:
             pass

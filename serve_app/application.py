@@ -117,6 +117,31 @@ def compose(parsed: AppArgs, ingress_replicas: int | None = None, options: dict[
     return AmphionIngress.options(**ingress).bind(handles, settings)
 
 
+def compose_local(parsed: AppArgs, store=None) -> dict:
+    """The same composition as :func:`compose` in this process, without Ray: entry name -> service
+    object, for a :class:`~serve_app.backend.LocalBackend` (the plain-FastAPI baseline of
+    ``scripts/bench_overhead.py``). Every part is built once and shared by the entries using it,
+    each called through a :class:`~deployments.topology.LocalHandle`; ``store`` gets progress."""
+    loading = parsed.loading()
+    parts = topology.all_parts()
+    built: dict = {}
+
+    def build(name: str):
+        if name not in built:
+            if name in parts:
+                part = parts[name]
+                built[name] = part.deployment.func_or_class(**part.bind_args, **loading, store=store)
+            else:
+                entry = topology.entry_named(name)
+                args = dict(entry.args)
+                if entry.uses:
+                    args["components"] = {use: topology.LocalHandle(build(use)) for use in entry.uses}
+                built[name] = entry.deployment.func_or_class(**args, **loading, store=store)
+        return built[name]
+
+    return {name: build(name) for name in deployed_entries(parsed)}
+
+
 def deployed_entries(parsed: AppArgs) -> list[str]:
     """The entries this application deploys: those of the families in ``args.models`` (all when
     absent), plus every entry one of them uses (DualCodec-VALL-E calls the codecs family's DualCodec,

@@ -102,3 +102,17 @@ def test_compose_binds_only_the_chosen_families():
     app = compose(AppArgs(models=["vocoders"], weights="tiny"))
     handles, _settings = app._bound_deployment.init_args
     assert set(handles) == {"BigVGAN", "HiFiGAN", "NSFHiFiGAN"}
+
+
+def test_compose_local_builds_the_same_composition_in_process():
+    """The no-Ray baseline of scripts/bench_overhead.py: the same entries as compose, each part built
+    once and shared (VALL-E calls the very DualCodec entry that serves the codec routes)."""
+    from deployments.topology import LocalHandle
+    from serve_app.application import AppArgs, compose_local, deployed_entries
+
+    args = AppArgs(models=["valle"], weights="tiny", torch_threads=1)
+    services = compose_local(args)
+    assert set(services) == set(deployed_entries(args)) == {"DualCodecVALLE", "DualCodec"}
+    codec = services["DualCodecVALLE"].components["DualCodec"]
+    assert isinstance(codec, LocalHandle) and codec.service is services["DualCodec"]
+    assert services["DualCodec"].components["W2VBertSemantic"].service.weights_kind == "tiny"
