@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from deployments import metrics
+from deployments import metrics, progress
 from deployments.base import LOADING_ARGS, Loaded, Loading, ModelService
 from deployments.errors import InvalidModelInput, ModelBusy, ModelError, ModelUnavailable, handle_call_failure
 from deployments.fetching import DOWNLOADING
@@ -94,9 +94,17 @@ class PartService(ModelService):
         if stage not in self.local_stages.GENERATING:
             raise ModelUnavailable(f"{self.label}: {stage!r} is not a generating stage")
         method = self._method(stage)
-        emit = self.reporter(request.get("task_id")).emitter()
+        reporter = self.reporter(request.get("task_id"))
+        emit = reporter.emitter()
+
+        def steps():
+            try:
+                return self._checked(method, request, emit)
+            finally:
+                reporter.flush()   # here, in the worker thread: the answer then goes without another hop
+
         with metrics.stage(stage):
-            return await asyncio.to_thread(self._checked, method, request, emit)
+            return await asyncio.to_thread(steps)
 
 
 class PartHandles:
@@ -115,6 +123,7 @@ class PartHandles:
         handle = self.handles.get(deployment)
         if handle is None:
             raise ModelUnavailable(f"{self.family}: deployment {deployment} is not part of this application")
+        progress.send_now()   # this entry's events so far go ahead of the part's
         try:
             return await getattr(handle, method).remote(*args)
         except ModelError as exc:  # re-raised as a plain instance, so it crosses the next hop intact

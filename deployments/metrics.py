@@ -294,7 +294,9 @@ def _observe_realtime_factor(result, deployment: str, method: str) -> None:
 
 
 def metered(method: str, fn):
-    """``fn`` (a service's coroutine method) recorded as a request when it is the outermost call."""
+    """``fn`` (a service's coroutine method) recorded as a request when it is the outermost call.
+    The outermost call of a request is also where the replica drains its progress events
+    (``deployments.progress.drain``) before answering, so they reach the shared state first."""
     recorded = method not in NOT_REQUESTS
 
     @functools.wraps(fn)
@@ -305,29 +307,45 @@ def metered(method: str, fn):
         try:
             if not recorded:
                 return await fn(*args, **kwargs)
-            deployment = deployment_name()
-            started = time.perf_counter()
-            outcome = "error"
             try:
-                with _ongoing(deployment=deployment):
-                    result = await fn(*args, **kwargs)
-                outcome = "ok"
-                _observe_realtime_factor(result, deployment, method)
-                return result
-            except asyncio.CancelledError:   # the caller gave up (client gone, replica stopping)
-                outcome = "cancelled"
-                raise
-            except Exception as exc:
-                outcome = _outcome(exc)
-                raise
+                return await _recorded(fn, method, args, kwargs)
             finally:
-                REQUESTS.inc(deployment=deployment, method=method, outcome=outcome)
-                REQUEST_SECONDS.observe(time.perf_counter() - started, deployment=deployment, method=method)
+                if not _cancelling():
+                    from deployments.progress import drain   # progress imports this module
+
+                    await drain()
         finally:
             _in_request.reset(token)
 
     wrapper.__amphion_metered__ = True
     return wrapper
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _recorded(fn, method: str, args, kwargs):
+    """Run one request of ``fn``, recording its count, duration, in-flight gauge and audio figures."""
+    deployment = deployment_name()
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        with _ongoing(deployment=deployment):
+            result = await fn(*args, **kwargs)
+        outcome = "ok"
+        _observe_realtime_factor(result, deployment, method)
+        return result
+    except asyncio.CancelledError:   # the caller gave up (client gone, replica stopping)
+        outcome = "cancelled"
+        raise
+    except Exception as exc:
+        outcome = _outcome(exc)
+        raise
+    finally:
+        REQUESTS.inc(deployment=deployment, method=method, outcome=outcome)
+        REQUEST_SECONDS.observe(time.perf_counter() - started, deployment=deployment, method=method)
 
 
 def meter_requests(cls: type) -> None:

@@ -2,8 +2,8 @@
 
 Events go to the shared state actor (a named Ray actor that the ingress creates and owns, see
 ``serve_app.state``), so a progress socket on any ingress replica sees a task served anywhere.
-A replica only publishes: it finds the actor by name, never creates it, and looks it up again
-when a publish finds it gone.
+A replica only publishes, in batches (:class:`ActorPublisher`): it finds the actor by name, never
+creates it, and looks it up again when a publish finds it gone.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 
 from deployments import metrics
 
@@ -50,6 +51,13 @@ class ProgressReporter:
         metrics.count_step(stage, step)
         self._emit("running", stage, step, total, detail)
 
+    def flush(self) -> None:
+        """Wait until this task's events so far are on their way (see :meth:`ActorPublisher.flush`);
+        blocking: call it from a worker thread."""
+        flush = getattr(self.store, "flush", None)
+        if flush is not None and self.task_id:
+            flush()
+
     def emitter(self):
         """``emit(stage, step, total)`` for the models' progress callbacks."""
         return lambda stage, step, total: self.step(stage, step, total)
@@ -61,25 +69,85 @@ class ProgressReporter:
         self._emit("failed", "failed", 0, 0, detail)
 
 
-class ActorPublisher:
-    """Fire-and-forget ``publish`` to the shared state actor, found by name (or, with ``connect``,
-    made by the caller's function: the ingress creates the actor when it is missing).
+#: Statuses sent at once; "running" steps wait up to ``batch_window_s`` to travel with the next ones.
+URGENT_STATUSES = frozenset({"queued", "completed", "failed"})
+#: Every publisher of this process, for :func:`drain` and :func:`send_now`.
+_publishers: "weakref.WeakSet[ActorPublisher]" = weakref.WeakSet()
 
-    A publish that fails because the actor died is not lost: the event goes back into a queue, and
-    a worker thread (never Ray's own callback thread) looks the actor up again and sends the queued
-    events, oldest first, confirming each batch; events published meanwhile join the queue, so order
-    is kept. The ingress replaces a lost actor on its next call; events still without an actor after
-    ``retry_for_s`` are dropped with a warning: progress must never hold up inference.
+
+class ActorPublisher:
+    """Progress events to the shared state actor, batched, in order, never blocking the caller.
+
+    ``publish`` queues the event and returns. One sender thread per publisher sends what has queued
+    as one ``publish_many`` call and waits for the actor to confirm it: a fast model reports dozens
+    of steps a second, and one actor call per step cost more CPU than the steps on a small machine.
+    A step waits at most ``batch_window_s`` for company; other statuses (queued, completed, failed)
+    and :meth:`send_now` cut the wait short. :meth:`flush` waits until everything published before
+    it has been sent: a replica calls it (through :func:`drain`) before it answers, so the request's
+    steps leave for the actor before its answer leaves for the ingress, whose final event follows
+    (the order publishing one call per event gave, without waiting for the actor's confirmation).
+
+    The actor is found by name (or, with ``connect``, made by the caller's function: the ingress
+    creates it when it is missing). A batch that fails because the actor died stays queued, and the
+    sender looks the actor up again and re-sends, oldest first; events published meanwhile queue
+    behind it. Events still without an actor after ``retry_for_s`` are dropped with a warning:
+    progress must never hold up inference.
     """
 
-    def __init__(self, connect=None, retry_for_s: float = 30.0):
+    def __init__(self, connect=None, retry_for_s: float = 30.0, batch_window_s: float = 0.05):
         self.actor = None
         self._connect = connect
         self.retry_for_s = retry_for_s
-        self._lock = threading.Lock()
-        self._pending: list[dict] = []   # events waiting for an actor, in publish order
-        self._retrying = False
+        self.batch_window_s = batch_window_s
+        self._cond = threading.Condition()
+        self._pending: list[dict] = []   # events not yet confirmed, in publish order
+        self._published = 0              # events ever published
+        self._sent = 0                   # events handed to Ray at least once, or dropped
+        self._settled = 0                # events delivered or dropped (a prefix of the published ones)
+        self._hurry = False              # send without waiting out the batch window
+        self._sender: threading.Thread | None = None
+        _publishers.add(self)
 
+    # -- callers ------------------------------------------------------------------------------------
+    def publish(self, event: dict) -> None:
+        with self._cond:
+            first = not self._pending
+            self._pending.append(event)
+            self._published += 1
+            urgent = event.get("status") in URGENT_STATUSES
+            if urgent:
+                self._hurry = True
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._run, name="progress-sender", daemon=True)
+                self._sender.start()
+            if first or urgent:   # a step joining a batch leaves the sender asleep until its window ends
+                self._cond.notify_all()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is waiting to be delivered."""
+        return self._settled == self._published
+
+    def send_now(self) -> None:
+        """Send what is queued without waiting out the batch window (does not wait for it)."""
+        with self._cond:
+            if self._pending:
+                self._hurry = True
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 5.0, confirmed: bool = False) -> bool:
+        """Wait until every event published so far is sent (``confirmed``: delivered), or dropped;
+        False on timeout."""
+        with self._cond:
+            target = self._published
+            done = (lambda: self._settled >= target) if confirmed else (lambda: self._sent >= target)
+            if done():
+                return True
+            self._hurry = True
+            self._cond.notify_all()
+            return self._cond.wait_for(done, timeout)
+
+    # -- the sender thread --------------------------------------------------------------------------
     def _lookup(self):
         import ray
 
@@ -90,85 +158,98 @@ class ActorPublisher:
         except ValueError:
             return None
 
-    def publish(self, event: dict) -> None:
-        with self._lock:
-            if self._retrying:   # an earlier event is being re-sent: keep the order
-                self._pending.append(event)
-                return
-            actor = self.actor
-        if actor is None:
-            try:
-                actor = self._lookup()
-            except Exception:
-                log.exception("shared state actor lookup failed")
-                actor = None
-            if actor is None:
-                self._requeue(event)
-                return
-            self.actor = actor
-        actor.publish.remote(event).future().add_done_callback(
-            lambda future, event=event, actor=actor: self._check_published(future, event, actor))
-
-    def _check_published(self, future, event: dict, actor) -> None:
-        # Runs on one of Ray's own threads: no Ray calls here (they could deadlock); the event goes
-        # back into the queue and the worker thread makes the calls.
-        from ray.exceptions import RayActorError
-
-        if isinstance(future.exception(), RayActorError):
-            with self._lock:
-                if self.actor is actor:
-                    self.actor = None
-            self._requeue(event)
-
-    def _requeue(self, event: dict) -> None:
-        with self._lock:
-            self._pending.append(event)
-            if self._retrying:
-                return
-            self._retrying = True
-        threading.Thread(target=self._resend, name="progress-resend", daemon=True).start()
-
     @staticmethod
-    def _send_confirmed(actor, events: list[dict]) -> None:
-        """Publish ``events`` in order and wait until the actor has them (raises if it died)."""
+    def _send(actor, events: list[dict], sent) -> None:
+        """Deliver ``events`` in order, calling ``sent()`` once they are on their way, and wait until
+        the actor has them (raises if it died)."""
         import ray
 
-        ray.get([actor.publish.remote(e) for e in events], timeout=10)
+        ref = actor.publish_many.remote(events)
+        sent()
+        ray.get(ref, timeout=10)
 
-    def _resend(self) -> None:
-        import ray
-        from ray.exceptions import RayActorError
+    def _mark_sent(self, upto: int) -> None:
+        with self._cond:
+            self._sent = max(self._sent, upto)
+            self._cond.notify_all()
 
-        deadline = time.monotonic() + self.retry_for_s
+    def _next_batch(self) -> list[dict]:
+        """Block until there is something to send and its batch window is over (or cut short)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending)
+            deadline = time.monotonic() + self.batch_window_s
+            while not self._hurry:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            self._hurry = False
+            return list(self._pending)
+
+    def _settle(self, count: int) -> None:
+        with self._cond:
+            del self._pending[:count]
+            self._settled += count
+            self._sent = max(self._sent, self._settled)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        failing_since = None
         delay = 0.05
         while True:
-            with self._lock:
-                batch = sorted(self._pending, key=lambda e: e.get("timestamp", 0.0))
-                if not batch:
-                    self._retrying = False   # publish() sends directly again
-                    return
+            batch = self._next_batch()
             try:
                 actor = self.actor or self._lookup()
                 if actor is not None:
-                    self._send_confirmed(actor, batch)
+                    upto = self._settled + len(batch)
+                    self._send(actor, batch, lambda: self._mark_sent(upto))
                     self.actor = actor
-                    with self._lock:
-                        self._pending = self._pending[len(batch):]
-                    delay = 0.05
+                    self._settle(len(batch))
+                    failing_since, delay = None, 0.05
                     continue
-            except (RayActorError, ray.exceptions.GetTimeoutError):
+            except Exception as exc:   # the actor died (or timed out): look it up again
+                if not _actor_lost(exc):
+                    log.exception("publishing progress events failed")
                 self.actor = None
-            except Exception:
-                log.exception("re-sending progress events failed")
-                self.actor = None
-            if time.monotonic() > deadline:
-                with self._lock:
-                    dropped, self._pending, self._retrying = self._pending, [], False
-                log.warning("no shared state actor for %.0f s; %d progress events dropped",
-                            self.retry_for_s, len(dropped))
-                return
+            now = time.monotonic()
+            failing_since = failing_since or now
+            if now - failing_since > self.retry_for_s:
+                with self._cond:
+                    dropped = len(self._pending)
+                self._settle(dropped)
+                log.warning("no shared state actor for %.0f s; %d progress events dropped", self.retry_for_s, dropped)
+                failing_since = None
+                continue
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+            with self._cond:
+                self._hurry = True   # re-send as soon as the actor may be back
+
+
+def _actor_lost(exc: Exception) -> bool:
+    """A failure that means "look the actor up again", not a bug."""
+    try:
+        from ray.exceptions import GetTimeoutError, RayActorError
+    except ImportError:   # pragma: no cover - Ray is a dependency
+        return False
+    return isinstance(exc, (RayActorError, GetTimeoutError))
+
+
+def send_now() -> None:
+    """Send this process's queued progress events without waiting out their batch window: an entry
+    calls it before handing a request to a part, so its events stay ahead of the part's."""
+    for publisher in list(_publishers):
+        publisher.send_now()
+
+
+async def drain(timeout: float = 5.0) -> None:
+    """Wait (in a worker thread) until this process's progress events are delivered: a replica
+    calls it before answering a request. Costs nothing when none are waiting."""
+    import asyncio
+
+    busy = [p for p in list(_publishers) if not p.idle]
+    if busy:
+        await asyncio.to_thread(lambda: [p.flush(timeout) for p in busy])
 
 
 def progress_store():

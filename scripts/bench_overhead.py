@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -136,8 +137,16 @@ class RecordingBackend(LocalBackend):
         return await super().call(deployment, method, payload)
 
 
-def app_args(family: str) -> dict:
-    return {"weights": "tiny", "dev_mode": False, "torch_threads": THREADS, "models": [family], **NO_LIMITS}
+def app_args(family: str, inline: bool = False) -> dict:
+    """The application's args for a family's routes; ``inline``: with the local profile's
+    ``inline_parts`` (config/serve.local.yaml), parts inside their entry's replica."""
+    args = {"weights": "tiny", "dev_mode": False, "torch_threads": THREADS, "models": [family], **NO_LIMITS}
+    if inline:
+        import yaml
+
+        config = yaml.safe_load((ROOT / "config" / "serve.local.yaml").read_text())
+        args["inline_parts"] = config["applications"][0]["args"]["inline_parts"]
+    return args
 
 
 def in_process(cases: list[RouteCase], concurrency: list[int]) -> tuple[dict, str | None]:
@@ -190,11 +199,11 @@ def in_process(cases: list[RouteCase], concurrency: list[int]) -> tuple[dict, st
     return out, tokens
 
 
-def served(cases: list[RouteCase], concurrency: list[int], tokens: str | None) -> dict:
+def served(cases: list[RouteCase], concurrency: list[int], tokens: str | None, inline: bool = False) -> dict:
     out: dict = {}
     for family in dict.fromkeys(c.family for c in cases):
         started = time.perf_counter()
-        base = start_serve(app_args(family))
+        base = start_serve(app_args(family, inline))
         print(f"[served] {family} ready in {time.perf_counter() - started:.0f} s", flush=True)
         try:
             async def run():
@@ -211,6 +220,66 @@ def served(cases: list[RouteCase], concurrency: list[int], tokens: str | None) -
         finally:
             stop_serve()
     return out
+
+
+def serve_floor(requests: int = 60) -> dict:
+    """Ray Serve's own cost on this machine: a bare application (a FastAPI ingress that reads a
+    2 s WAV upload and hands its samples to a deployment that returns them as bytes), so the
+    figures above can be read against what Serve costs with no model and none of our code."""
+    import ray
+    from fastapi import FastAPI, File, UploadFile
+    from fastapi.responses import Response
+    from ray import serve
+
+    from bench_common import free_port
+    from serve_app.application import REPLICA_ENV
+
+    os.environ.update(REPLICA_ENV)
+    ray.init(num_cpus=8, include_dashboard=False, logging_level="ERROR", runtime_env={"env_vars": REPLICA_ENV})
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    app = FastAPI()
+
+    @serve.deployment
+    class Echo:
+        async def run(self, samples):
+            return samples.astype(np.int16).tobytes()
+
+    @serve.deployment
+    @serve.ingress(app)
+    class Ingress:
+        def __init__(self, echo):
+            self.echo = echo
+
+        @app.post("/echo")
+        async def post(self, audio: UploadFile = File(...)):
+            data = await audio.read()
+            return Response(await self.echo.run.remote(np.frombuffer(data[44:], np.int16).astype(np.float32)),
+                            media_type="application/octet-stream")
+
+        @app.get("/ping")
+        async def ping(self):
+            return {"ok": True}
+
+    try:
+        serve.run(Ingress.bind(Echo.bind()), name="floor", route_prefix="/")
+        handle = serve.get_deployment_handle("Echo", "floor")
+        samples = np.zeros(48000, np.float32)
+
+        async def run():
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                out = {}
+                for name, call in (("get", lambda: client.get("/ping")),
+                                   ("post_upload_one_hop", lambda: client.post(
+                                       "/echo", files={"audio": ("a.wav", SPEECH, "audio/wav")})),
+                                   ("handle_call", lambda: handle.run.remote(samples))):
+                    lat, _ = await load(call, 1, requests)
+                    out[name] = percentiles(lat)
+                return out
+        return asyncio.run(run())
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 def summary_rows(cases: list[RouteCase], local: dict, remote: dict, concurrency: list[int]) -> list[dict]:
@@ -238,9 +307,9 @@ def summary_rows(cases: list[RouteCase], local: dict, remote: dict, concurrency:
     return rows
 
 
-def measure(cases: list[RouteCase], concurrency: list[int]) -> dict:
+def measure(cases: list[RouteCase], concurrency: list[int], inline: bool = False) -> dict:
     local, tokens = in_process(cases, concurrency)
-    remote = served(cases, concurrency, tokens)
+    remote = served(cases, concurrency, tokens, inline)
     return {"rows": summary_rows(cases, local, remote, concurrency), "in_process": local, "served": remote}
 
 
@@ -248,7 +317,7 @@ def in_tree(tree: Path, only: list[str], opts) -> dict:
     """This benchmark run by ``tree``'s own copy of it (its code, this interpreter), in a child."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = [sys.executable, str(tree / "scripts" / "bench_overhead.py"), "--only", ",".join(only),
-               "--concurrency", opts.concurrency, "--json-out", out.name]
+               "--concurrency", opts.concurrency, "--json-out", out.name] + (["--inline"] if opts.inline else [])
         if opts.requests:
             cmd += ["--requests", str(opts.requests)]
         subprocess.run(cmd, cwd=tree, check=True)
@@ -278,6 +347,11 @@ def print_rows(rows: list[dict]) -> None:
               f"{dash(r['entry_compute_over_in_process_ms']):>8}  {'' if r.get('meets_target', True) else 'MISSED'}")
 
 
+def print_floor(floor: dict) -> None:
+    print("\nRay Serve alone (no model, none of our code), p50 ms: "
+          + ", ".join(f"{k} {v['p50_ms']}" for k, v in floor.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default="", help="comma-separated route names or families (default: all)")
@@ -285,6 +359,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1", help="comma-separated concurrency levels")
     parser.add_argument("--before", default="", help="a checkout of the code before a change (a git worktree): "
                         "each family is measured there and here, alternately, and both tables printed")
+    parser.add_argument("--inline", action="store_true", help="serve with the local profile's inline_parts "
+                        "(config/serve.local.yaml: parts inside their entry's replica) instead of part deployments")
     parser.add_argument("--json-out", default="", help=argparse.SUPPRESS)   # a child run's figures
     parser.add_argument("--name", default="overhead")
     opts = parser.parse_args()
@@ -296,22 +372,27 @@ def main() -> None:
     if opts.requests:
         cases = [RouteCase(**{**c.__dict__, "requests": opts.requests}) for c in cases]
     concurrency = [int(c) for c in opts.concurrency.split(",")]
-    what = ("served vs in-process per route kind, tiny weights, torch threads 1, only the route's families deployed")
+    what = ("served vs in-process per route kind, tiny weights, torch threads 1, only the route's families deployed, "
+            + ("parts inline (the local profile)" if opts.inline else "parts as their own deployments (production)"))
     targets = {"pipeline_ratio": PIPELINE_RATIO_TARGET, "vocoder_added_ms": VOCODER_ADDED_MS_TARGET}
     if opts.before:
-        result = {"what": what, "targets": targets, **before_after(cases, opts)}
+        result = {"what": what, "targets": targets, **before_after(cases, opts), "serve_floor": serve_floor()}
         save(opts.name, result)
         for side in ("before", "after"):
             print(f"\n{side} ({result['trees'][side]})")
             print_rows(result[side]["rows"])
+        print_floor(result["serve_floor"])
         return
-    result = {"what": what, "targets": targets, **measure(cases, concurrency)}
+    result = {"what": what, "targets": targets, **measure(cases, concurrency, opts.inline)}
+    if not opts.json_out:
+        result["serve_floor"] = serve_floor()
     if opts.json_out:
         Path(opts.json_out).write_text(json.dumps(result))
         return
     save(opts.name, result)
     print()
     print_rows(result["rows"])
+    print_floor(result["serve_floor"])
 
 
 if __name__ == "__main__":

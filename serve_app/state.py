@@ -63,6 +63,11 @@ class StateCore:
         if self._published % 256 == 0:
             self.expire()
 
+    def publish_many(self, events: list[dict]) -> None:
+        """Several events in order (a replica's batch, see ``deployments.progress.ActorPublisher``)."""
+        for event in events:
+            self.publish(event)
+
     async def wait_events(self, task_id: str, after: int, timeout: float) -> tuple[list[dict], int]:
         """Events with index >= `after`, waiting up to `timeout` s for some; returns (events, next index).
 
