@@ -81,8 +81,9 @@ class ActorPublisher:
     ``publish`` queues the event and returns. One sender thread per publisher sends what has queued
     as one ``publish_many`` call and waits for the actor to confirm it: a fast model reports dozens
     of steps a second, and one actor call per step cost more CPU than the steps on a small machine.
-    A step waits at most ``batch_window_s`` for company; other statuses (queued, completed, failed)
-    and :meth:`send_now` cut the wait short. :meth:`flush` waits until everything published before
+    Sends are at least ``batch_window_s`` apart: an event that finds the last send older than that
+    goes at once (so a lone event adds no delay), the steps that follow it travel together when the
+    window is over; other statuses (queued, completed, failed) and :meth:`send_now` cut it short. :meth:`flush` waits until everything published before
     it has been sent: a replica calls it (through :func:`drain`) before it answers, so the request's
     steps leave for the actor before its answer leaves for the ingress, whose final event follows
     (the order publishing one call per event gave, without waiting for the actor's confirmation).
@@ -105,6 +106,7 @@ class ActorPublisher:
         self._sent = 0                   # events handed to Ray at least once, or dropped
         self._settled = 0                # events delivered or dropped (a prefix of the published ones)
         self._hurry = False              # send without waiting out the batch window
+        self._last_send = float("-inf")  # monotonic time of the last send
         self._sender: threading.Thread | None = None
         _publishers.add(self)
 
@@ -125,8 +127,8 @@ class ActorPublisher:
 
     @property
     def idle(self) -> bool:
-        """Nothing is waiting to be delivered."""
-        return self._settled == self._published
+        """Nothing is waiting to be sent (what :func:`drain` waits for)."""
+        return self._sent >= self._published
 
     def send_now(self) -> None:
         """Send what is queued without waiting out the batch window (does not wait for it)."""
@@ -177,13 +179,14 @@ class ActorPublisher:
         """Block until there is something to send and its batch window is over (or cut short)."""
         with self._cond:
             self._cond.wait_for(lambda: self._pending)
-            deadline = time.monotonic() + self.batch_window_s
+            deadline = self._last_send + self.batch_window_s
             while not self._hurry:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
             self._hurry = False
+            self._last_send = time.monotonic()
             return list(self._pending)
 
     def _settle(self, count: int) -> None:

@@ -146,3 +146,17 @@ def test_a_slow_actor_does_not_slow_the_publisher():
     assert time.monotonic() - start < 0.1
     assert publisher.flush(timeout=5, confirmed=True)
     assert actor.received == list(range(100)) and len(actor.batches) < 10
+
+
+def test_a_lone_step_goes_at_once_and_the_burst_after_it_waits_for_the_window():
+    actor = FakeActor("a")
+    publisher = Publisher(connect=lambda: actor, batch_window_s=0.3)
+    publisher.publish(event(1))                    # the last send is long past: no delay
+    wait_until(lambda: actor.received == [1], timeout_s=0.1)
+    assert publisher.idle                          # a replica answering now does not wait
+    for n in range(2, 10):
+        publisher.publish(event(n))
+    time.sleep(0.1)
+    assert actor.received == [1]                   # within the window: held for company
+    wait_until(lambda: actor.received == list(range(1, 10)), timeout_s=1.0)
+    assert len(actor.batches) == 2
