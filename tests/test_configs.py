@@ -104,15 +104,29 @@ def test_compose_binds_only_the_chosen_families():
     assert set(handles) == {"BigVGAN", "HiFiGAN", "NSFHiFiGAN"}
 
 
+COMPOSE_LOCAL_CHECK = """
+from deployments.topology import LocalHandle
+from serve_app.application import AppArgs, compose_local, deployed_entries
+
+args = AppArgs(models=["valle"], weights="tiny", torch_threads=1)
+services = compose_local(args)
+assert set(services) == set(deployed_entries(args)) == {"DualCodecVALLE", "DualCodec"}, set(services)
+codec = services["DualCodecVALLE"].components["DualCodec"]
+assert isinstance(codec, LocalHandle) and codec.service is services["DualCodec"]
+assert services["DualCodec"].components["W2VBertSemantic"].service.weights_kind == "tiny"
+print("ok")
+"""
+
+
 def test_compose_local_builds_the_same_composition_in_process():
     """The no-Ray baseline of scripts/bench_overhead.py: the same entries as compose, each part built
-    once and shared (VALL-E calls the very DualCodec entry that serves the codec routes)."""
-    from deployments.topology import LocalHandle
-    from serve_app.application import AppArgs, compose_local, deployed_entries
+    once and shared (VALL-E calls the very DualCodec entry that serves the codec routes). In a child
+    process: the models it builds would otherwise stay in this one's memory for the whole suite,
+    next to the integration application's replicas."""
+    import subprocess
+    import sys
 
-    args = AppArgs(models=["valle"], weights="tiny", torch_threads=1)
-    services = compose_local(args)
-    assert set(services) == set(deployed_entries(args)) == {"DualCodecVALLE", "DualCodec"}
-    codec = services["DualCodecVALLE"].components["DualCodec"]
-    assert isinstance(codec, LocalHandle) and codec.service is services["DualCodec"]
-    assert services["DualCodec"].components["W2VBertSemantic"].service.weights_kind == "tiny"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", COMPOSE_LOCAL_CHECK], cwd=root, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

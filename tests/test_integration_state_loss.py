@@ -19,6 +19,9 @@ def test_lost_state_actor_is_replaced_and_serving_continues(served):
 
     from serve_app.state import STATE_ACTOR_NAME, STATE_NAMESPACE
 
+    # A request first: the actor is made again by the ingress's next call whenever it was lost (Ray's
+    # memory monitor may have killed it on a crowded machine); this test takes a live one away.
+    assert post(served, "/api/vocoder/hifigan", files={"audio": ("a.wav", wav_bytes(0.3))}).status_code == 200
     ray.kill(ray.get_actor(STATE_ACTOR_NAME, namespace=STATE_NAMESPACE), no_restart=True)
     codes = [post(served, "/api/vocoder/hifigan", files={"audio": ("a.wav", wav_bytes(0.3))}).status_code
              for _ in range(3)]  # both ingress replicas notice and reconnect
