@@ -8,6 +8,16 @@ from __future__ import annotations
 MAX_QUEUED_REQUESTS = 16
 
 
+#: oneDNN's primitive cache size in every replica (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``; oneDNN's
+#: default is 1024). torch's CPU convolutions build one oneDNN primitive per layer and input shape,
+#: and a primitive for a long input holds buffers that grow with its length: a vocoder replica that
+#: saw a few dozen 30 s uploads of different lengths kept over 5 GB this way (measured: tiny HiFi-GAN,
+#: +300-400 MB per new 30 s length). One pass needs ~100-130 (BigVGAN 127, DualCodec encode+decode
+#: 108 at official size) and steps of the same shape reuse them, so 256 keeps every hit inside a
+#: request (BigVGAN thrashes at 64) and bounds what lengths seen earlier may hold.
+ONEDNN_PRIMITIVE_CACHE = "256"
+
+
 def select_device(requested: str | None = None) -> str:
     import torch
 

@@ -13,14 +13,15 @@ from typing import Literal, Optional
 from pydantic import ConfigDict, Field, field_validator
 
 from deployments import topology
-from deployments.runtime import DTYPES
+from deployments.runtime import DTYPES, ONEDNN_PRIMITIVE_CACHE
 from serve_app.ingress import AmphionIngress
 from serve_app.settings import Settings
 
 
 # Environment every replica of this application gets (mirrors `runtime_env` in config/serve*.yaml,
 # for applications started from Python: tests and benchmarks).
-REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+               "ONEDNN_PRIMITIVE_CACHE_CAPACITY": ONEDNN_PRIMITIVE_CACHE}
 # The ingress handles uploads in 64 KB chunks and decoded arrays of tens of MB, briefly: with
 # glibc's default (dynamic) thresholds that memory stays in the heap after use and the replica's
 # RSS only grows; these make large blocks come from mmap and go back to the OS when freed.

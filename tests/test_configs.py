@@ -36,6 +36,15 @@ def test_both_configs_list_every_deployment():
     assert set(_deployments("serve.local.yaml")) == _expected("serve.local.yaml")
 
 
+def test_both_configs_give_replicas_the_environment_the_code_declares():
+    """``REPLICA_ENV`` is what tests and benchmarks start replicas with; the config files must say
+    the same (one list of settings, two places Ray reads it from)."""
+    from serve_app.application import REPLICA_ENV
+
+    for name in ("serve.yaml", "serve.local.yaml"):
+        assert _app(name)["runtime_env"]["env_vars"] == REPLICA_ENV, name
+
+
 def test_local_config_fits_a_two_core_machine():
     total = sum(d.get("num_replicas", 1) * d.get("ray_actor_options", {}).get("num_cpus", 1)
                 for d in _deployments("serve.local.yaml").values())
