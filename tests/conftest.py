@@ -97,10 +97,9 @@ def served():
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     extra_env = shared_data_env({})
     os.environ.update(extra_env)
-    # The whole application with tiny weights holds about 17 GB here (two ingress replicas and the
-    # suite's own process on top); on a 24 GB machine that sits near Ray's memory monitor (95 %),
-    # which then kills replicas and the shared state actor mid-test. The suite tests our recovery
-    # from kills on purpose (test_faults), not the monitor's choice of victims.
+    # The suite tests our recovery from kills on purpose (test_faults), not the choice of victims
+    # of Ray's memory monitor (95 % by default): on a 24 GB machine shared with the suite's own
+    # process, the margin above the application's peak stays ours.
     os.environ.setdefault("RAY_memory_usage_threshold", "0.99")
     port = _free_port()
     # Logical CPUs: enough for every replica to be scheduled; the real load is what the tests send.
