@@ -35,6 +35,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
+# At module level: serve_floor's FastAPI routes name UploadFile in their (postponed) annotations,
+# which FastAPI resolves in this module's globals.
+from fastapi import File, UploadFile
 
 from bench_common import (BENCH_KEY, NO_LIMITS, ROOT, load, percentiles, save, shared_data_env, speech_like_wav,
                           start_serve, stop_serve)
@@ -228,7 +231,7 @@ def serve_floor(requests: int = 60) -> dict:
     2 s WAV upload and hands its samples to a deployment that returns them as bytes), so the
     figures above can be read against what Serve costs with no model and none of our code."""
     import ray
-    from fastapi import FastAPI, File, UploadFile
+    from fastapi import FastAPI
     from fastapi.responses import Response
     from ray import serve
 
@@ -252,11 +255,15 @@ def serve_floor(requests: int = 60) -> dict:
         def __init__(self, echo):
             self.echo = echo
 
-        @app.post("/echo")
-        async def post(self, audio: UploadFile = File(...)):
+        async def post(self, audio=File(...)):
             data = await audio.read()
             return Response(await self.echo.run.remote(np.frombuffer(data[44:], np.int16).astype(np.float32)),
                             media_type="application/octet-stream")
+
+        # The class itself, not the postponed string this module's annotations are: the replica
+        # unpickles this function without the module's globals to resolve a name in.
+        post.__annotations__["audio"] = UploadFile
+        post = app.post("/echo")(post)
 
         @app.get("/ping")
         async def ping(self):
@@ -267,15 +274,23 @@ def serve_floor(requests: int = 60) -> dict:
         handle = serve.get_deployment_handle("Echo", "floor")
         samples = np.zeros(48000, np.float32)
 
+        async def ok(response):
+            response = await response
+            if response.status_code != 200:
+                raise RuntimeError(f"serve floor: HTTP {response.status_code}: {response.text[:200]}")
+
         async def run():
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
                 out = {}
-                for name, call in (("get", lambda: client.get("/ping")),
-                                   ("post_upload_one_hop", lambda: client.post(
-                                       "/echo", files={"audio": ("a.wav", SPEECH, "audio/wav")})),
+                for name, call in (("get", lambda: ok(client.get("/ping"))),
+                                   ("post_upload_one_hop", lambda: ok(client.post(
+                                       "/echo", files={"audio": ("a.wav", SPEECH, "audio/wav")}))),
                                    ("handle_call", lambda: handle.run.remote(samples))):
                     lat, _ = await load(call, 1, requests)
                     out[name] = percentiles(lat)
+                # Inside the loop: with Serve's router on the caller's loop (RAY_SERVE_THROUGHPUT_OPTIMIZED)
+                # the handle must be shut down before asyncio.run closes it.
+                await serve.shutdown_async()
                 return out
         return asyncio.run(run())
     finally:
