@@ -83,10 +83,11 @@ class ActorPublisher:
     of steps a second, and one actor call per step cost more CPU than the steps on a small machine.
     Sends are at least ``batch_window_s`` apart: an event that finds the last send older than that
     goes at once (so a lone event adds no delay), the steps that follow it travel together when the
-    window is over; other statuses (queued, completed, failed) and :meth:`send_now` cut it short. :meth:`flush` waits until everything published before
-    it has been sent: a replica calls it (through :func:`drain`) before it answers, so the request's
-    steps leave for the actor before its answer leaves for the ingress, whose final event follows
-    (the order publishing one call per event gave, without waiting for the actor's confirmation).
+    window is over; other statuses (queued, completed, failed) and :meth:`send_now` cut it short.
+    :meth:`flush` waits until everything published before it has been sent: a replica calls it
+    (through :func:`drain`) before it answers, so the request's steps leave for the actor before
+    its answer leaves for the ingress, whose final event follows (the order publishing one call per
+    event gave, without waiting for the actor's confirmation).
 
     The actor is found by name (or, with ``connect``, made by the caller's function: the ingress
     creates it when it is missing). A batch that fails because the actor died stays queued, and the

@@ -35,9 +35,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-# At module level: serve_floor's FastAPI routes name UploadFile in their (postponed) annotations,
-# which FastAPI resolves in this module's globals.
-from fastapi import File, UploadFile
 
 from bench_common import (BENCH_KEY, NO_LIMITS, ROOT, load, percentiles, save, shared_data_env, speech_like_wav,
                           start_serve, stop_serve)
@@ -231,7 +228,7 @@ def serve_floor(requests: int = 60) -> dict:
     2 s WAV upload and hands its samples to a deployment that returns them as bytes), so the
     figures above can be read against what Serve costs with no model and none of our code."""
     import ray
-    from fastapi import FastAPI
+    from fastapi import FastAPI, File, UploadFile
     from fastapi.responses import Response
     from ray import serve
 
